@@ -1,0 +1,3 @@
+from mobilenetv2.cli import main
+
+raise SystemExit(main())

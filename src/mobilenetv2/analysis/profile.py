@@ -1,0 +1,185 @@
+"""Exact per-layer analysis from the real module graph: shapes, parameters, multiply-adds, activations.
+
+A forward pass on a zero input records, through hooks, the input/output shape of every layer ("unit") and
+the multiply-adds of every convolution and linear layer inside it. Nothing is estimated from formulas.
+Units are the model's direct children, with `nn.ModuleList`s opened one level (`blocks.0`, `blocks.1`, ...).
+"""
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from mobilenetv2.analysis.memory import MemoryReport, memory_report
+
+
+@dataclass
+class LayerRow:
+    name: str
+    operator: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+    activation_bytes: int  # the unit's output tensor
+    t: float | None = None  # expansion ratio (bottlenecks only)
+    c: int | None = None  # output channels
+    s: int | None = None  # stride
+    internal: list[tuple[int, ...]] = field(default_factory=list)  # shapes of splittable inner tensors
+
+
+@dataclass
+class Profile:
+    model: str
+    resolution: tuple[int, int]
+    bytes_per_element: int
+    params: int
+    macs: int
+    layers: list[LayerRow]
+    memory: MemoryReport
+
+    @property
+    def peak_activation_bytes(self) -> int:
+        return self.memory.peak_one_op_bytes
+
+    def to_dict(self) -> dict:
+        d = {
+            "model": self.model,
+            "resolution": list(self.resolution),
+            "bytes_per_element": self.bytes_per_element,
+            "params": self.params,
+            "macs": self.macs,
+            "peak_activation_bytes": self.memory.peak_one_op_bytes,
+            "predicted_peak_bytes": self.memory.predicted_peak_bytes,
+            "splits": self.memory.splits,
+            "table3": [asdict(r) for r in self.memory.table3],
+            "layers": [asdict(r) for r in self.layers],
+        }
+        return d
+
+
+def conv_macs(module: nn.Conv2d, output: torch.Tensor) -> int:
+    # Each output element costs (in_channels / groups) · kh · kw multiply-adds.
+    kh, kw = module.kernel_size
+    return output.numel() // output.shape[0] * (module.in_channels // module.groups) * kh * kw
+
+
+def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    out = []
+    for name, child in model.named_children():
+        if isinstance(child, nn.ModuleList):
+            out.extend((f"{name}.{i}", sub) for i, sub in enumerate(child))
+        else:
+            out.append((name, child))
+    return out
+
+
+def _operator(module: nn.Module) -> str:
+    from mobilenetv2.layers import ConvNormAct, InvertedResidual
+
+    if isinstance(module, InvertedResidual):
+        return "bottleneck"
+    if isinstance(module, ConvNormAct):
+        k = module.conv.kernel_size
+        dw = module.conv.groups == module.conv.in_channels and module.conv.groups > 1
+        return f"conv2d {k[0]}x{k[1]}" + (" dw" if dw else "")
+    if isinstance(module, nn.AdaptiveAvgPool2d | nn.AvgPool2d):
+        return "avgpool"
+    if isinstance(module, nn.Sequential) and any(isinstance(m, nn.Linear) for m in module):
+        return "classifier"
+    return type(module).__name__
+
+
+def _block_details(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...], row: LayerRow):
+    from mobilenetv2.layers import InvertedResidual
+
+    if isinstance(module, InvertedResidual):
+        row.t = round(module.hidden_channels / module.in_channels, 4)
+        row.c, row.s = module.out_channels, module.stride
+        n = in_shape[0]
+        row.internal = [
+            (n, module.hidden_channels, *in_shape[2:]) if module.expand is not None else None,
+            (n, module.hidden_channels, *out_shape[2:]),
+        ]
+        row.internal = [s for s in row.internal if s is not None]
+    elif len(out_shape) == 4:
+        row.c = out_shape[1]
+        conv = getattr(module, "conv", None)
+        row.s = conv.stride[0] if isinstance(conv, nn.Conv2d) else None
+    elif len(out_shape) == 2:
+        row.c = out_shape[1]
+
+
+@torch.no_grad()
+def profile(
+    model: nn.Module,
+    resolution: int | tuple[int, int] = 224,
+    *,
+    splits: int = 1,
+    bytes_per_element: int = 4,
+    in_channels: int = 3,
+) -> Profile:
+    """Count parameters, multiply-adds (convs + linear) and activation memory of `model` at `resolution`.
+
+    Batch 1; `bytes_per_element` 4 for fp32, 2 for the paper's 16-bit Table 3 (always reported in 16-bit).
+    """
+    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    rows: dict[str, LayerRow] = {}
+    macs_by_unit: dict[str, int] = {}
+    handles = []
+    was_training = model.training
+    model.eval()
+    unit_list = units(model)
+
+    def unit_hook(name):
+        def hook(module, args, output):
+            x = args[0]
+            row = LayerRow(
+                name=name,
+                operator=_operator(module),
+                input_shape=tuple(x.shape),
+                output_shape=tuple(output.shape),
+                params=sum(p.numel() for p in module.parameters()),
+                macs=0,
+                activation_bytes=output.numel() * bytes_per_element,
+            )
+            _block_details(module, tuple(x.shape), tuple(output.shape), row)
+            rows[name] = row
+
+        return hook
+
+    def leaf_hook(unit_name):
+        def hook(module, args, output):
+            if isinstance(module, nn.Conv2d):
+                cost = conv_macs(module, output)
+            else:
+                cost = module.in_features * module.out_features * (output.numel() // module.out_features)
+            macs_by_unit[unit_name] = macs_by_unit.get(unit_name, 0) + cost
+
+        return hook
+
+    try:
+        for name, unit in unit_list:
+            handles.append(unit.register_forward_hook(unit_hook(name)))
+            for leaf in unit.modules():
+                if isinstance(leaf, nn.Conv2d | nn.Linear):
+                    handles.append(leaf.register_forward_hook(leaf_hook(name)))
+        param = next(model.parameters())
+        model(torch.zeros(1, in_channels, h, w, dtype=param.dtype, device=param.device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    layers = [rows[name] for name, _ in unit_list if name in rows]
+    for row in layers:
+        row.macs = macs_by_unit.get(row.name, 0)
+    groups = model.one_op_groups() if hasattr(model, "one_op_groups") else None
+    return Profile(
+        model=getattr(model, "model_name", type(model).__name__),
+        resolution=(h, w),
+        bytes_per_element=bytes_per_element,
+        params=sum(p.numel() for p in model.parameters()),
+        macs=sum(r.macs for r in layers),
+        layers=layers,
+        memory=memory_report(layers, groups, splits=splits, bytes_per_element=bytes_per_element),
+    )

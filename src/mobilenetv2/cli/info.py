@@ -1,0 +1,37 @@
+"""`mobilenetv2 info NAME`: exact parameters, multiply-adds and activation memory, per layer."""
+
+import argparse
+import json
+import os
+
+from mobilenetv2.cli._common import add_model_args, model_options, parse_resolution
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="per-layer params, multiply-adds and activation memory of a model")
+    add_model_args(p, positional=True)
+    p.add_argument("--resolution", type=parse_resolution, default=(224, 224), help="N or HxW (default 224)")
+    p.add_argument("--splits", type=int, default=1, help="predict the peak with Sec. 5.1's split into t slices")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.analysis import profile
+    from mobilenetv2.analysis.report import format_profile
+    from mobilenetv2.models.mobilenet_v2 import check_resolution
+    from mobilenetv2.registry import create_model
+
+    if os.path.exists(args.model) or args.model.endswith(".safetensors"):
+        from mobilenetv2.weights import describe_file
+
+        print(describe_file(args.model, as_json=args.json))
+        return 0
+    model = create_model(args.model, **model_options(args))
+    check_resolution(model, args.resolution)
+    result = profile(model, args.resolution, splits=args.splits)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print(format_profile(result))
+    return 0
