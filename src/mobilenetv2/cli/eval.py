@@ -1,0 +1,43 @@
+"""`mobilenetv2 eval WEIGHTS`: top-1/top-5, loss, per-class accuracy, confusion matrix, throughput."""
+
+import argparse
+import json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate weights on an image folder or a built-in dataset")
+    p.add_argument("weights", help="a .safetensors file of ours, or another library's file with --source")
+    p.add_argument("--source", choices=["torchvision", "timm", "keras"], help="convert WEIGHTS from this library")
+    p.add_argument(
+        "--dataset", choices=["digits", "synthetic", "imagefolder"], help="default: digits, or imagefolder with --data"
+    )
+    p.add_argument("--data", help="image folder: a split folder of class subfolders, or a root holding --split")
+    p.add_argument("--split", default="val", choices=["train", "val"], help="split to evaluate (default val)")
+    p.add_argument("--batch-size", type=int, default=100, help="images per batch")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"], help="autocast")
+    p.add_argument("--out", help="write eval.json, per_class.csv, confusion.csv and confusion.png here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.train.evaluation import evaluate_weights
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    report = evaluate_weights(
+        args.weights,
+        source=args.source,
+        dataset=args.dataset or ("imagefolder" if args.data else "digits"),
+        data=args.data,
+        split=args.split,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+        out_dir=args.out,
+    )
+    brief = {k: v for k, v in report.items() if k != "per_class_accuracy"}
+    print(json.dumps(brief, indent=1))
+    return 0

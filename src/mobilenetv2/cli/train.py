@@ -1,0 +1,88 @@
+"""`mobilenetv2 train`: train a model with a recipe (`paper`, `torchvision-v1`, `digits`), flags override it.
+
+Distributed: `torchrun --nproc_per_node N -m mobilenetv2 train ...`.
+"""
+
+import argparse
+import dataclasses
+
+from mobilenetv2.cli._common import add_model_args, model_options, parse_resolution
+
+# (flag, type, help); every default is None so the recipe decides unless the flag is given.
+VALUE_FLAGS = (
+    ("recipe", str, "paper, torchvision-v1, digits, or a .toml file (e.g. a run's config.toml)"),
+    ("dataset", str, "digits (built in, default), synthetic, or imagefolder (with --data)"),
+    ("data", str, "ImageFolder root holding train/ and val/ (implies --dataset imagefolder)"),
+    ("weights", str, "initialize from a weights file; a different --num-classes resets the classifier"),
+    ("preprocessing", str, "torchvision or inception crop/normalization preset"),
+    ("epochs", int, "number of epochs"),
+    ("batch_size", int, "global batch size (all processes together)"),
+    ("lr", float, "learning rate as is (otherwise the recipe's, scaled linearly to --batch-size)"),
+    ("optimizer", str, "rmsprop_tf or sgd"),
+    ("momentum", float, "momentum"),
+    ("rmsprop_decay", float, "RMSProp mean-square decay"),
+    ("rmsprop_eps", float, "RMSProp epsilon (inside the square root)"),
+    ("weight_decay", float, "L2 weight decay"),
+    ("schedule", str, "exponential (staircase), cosine or constant"),
+    ("lr_decay", float, "exponential schedule: factor per --lr-decay-epochs"),
+    ("lr_decay_epochs", float, "exponential schedule: epochs between decays"),
+    ("warmup_epochs", float, "linear lr warm-up length in epochs"),
+    ("label_smoothing", float, "label smoothing"),
+    ("ema_decay", float, "weight EMA decay (0 = off; the official recipe uses 0.9999)"),
+    ("grad_clip", float, "clip the gradient norm (0 = off)"),
+    ("precision", str, "auto, fp32, bf16 or fp16 (autocast)"),
+    ("seed", int, "random seed"),
+    ("workers", int, "data loader worker processes"),
+    ("threads", int, "CPU threads for PyTorch (0 = its default; 1 is faster on a busy machine)"),
+    ("out", str, "run folder"),
+    ("max_steps", int, "stop after this many optimizer steps"),
+    ("checkpoint_every", int, "also checkpoint every N steps (0 = end of each epoch only)"),
+    ("synthetic_size", int, "images in --dataset synthetic's train split"),
+    ("device", str, "auto, cpu, cuda, cuda:N"),
+)
+SWITCHES = (
+    ("weight_decay_depthwise", "weight decay on depthwise conv weights too"),
+    ("weight_decay_norm_bias", "weight decay on BatchNorm parameters and biases too"),
+    ("hflip", "random horizontal flips"),
+    ("channels_last", "channels_last memory format"),
+    ("compile", "torch.compile the model"),
+    ("sync_bn", "SyncBatchNorm across processes (GPUs)"),
+    ("freeze_bn", "BatchNorm uses its running statistics (fine-tuning with small batches)"),
+    ("deterministic", "deterministic kernels (bitwise reproducible, resumable bitwise)"),
+    ("resume", "continue from OUT/checkpoint-last.pt"),
+    ("progress", "progress bars"),
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (recipes: paper, torchvision-v1, digits)")
+    add_model_args(p)
+    p.add_argument("--resolution", type=parse_resolution, help="input size N or HxW (digits: 32, else 224)")
+    g = p.add_argument_group("training (defaults come from the recipe)")
+    for name, kind, text in VALUE_FLAGS:
+        g.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=text)
+    g.add_argument("--crop-scale", type=float, nargs=2, metavar=("MIN", "MAX"), help="random-resized-crop area")
+    for name, text in SWITCHES:
+        g.add_argument(f"--{name.replace('_', '-')}", dest=name, action=argparse.BooleanOptionalAction, help=text)
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    from mobilenetv2.train import TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    values["model_options"] = model_options(args)
+    if args.crop_scale is not None:
+        values["crop_scale"] = tuple(args.crop_scale)
+    return TrainConfig(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.train import train
+
+    summary = train(config_from_args(args))
+    print(
+        f"val top-1 {summary['val_top1']:.4f}  top-5 {summary['val_top5']:.4f}  "
+        f"{summary['train_images_per_second']:.1f} img/s  -> {summary['out']}"
+    )
+    return 0

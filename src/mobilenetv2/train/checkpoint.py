@@ -1,0 +1,54 @@
+"""Checkpoints: everything a run needs to continue bitwise, written atomically, read without unpickling code.
+
+Contents are tensors and plain Python types only, so `torch.load(weights_only=True)` reads them.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mobilenetv2.errors import UserError
+
+
+def rng_state() -> dict[str, Any]:
+    # Only torch's generators drive randomness in training (dropout, init); data augmentation is seeded per
+    # sample by the loader.
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """torch.save to a temp file in the same folder, fsync, rename over `path`, fsync the folder."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say so in one line
+        raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None

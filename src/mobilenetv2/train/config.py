@@ -1,0 +1,212 @@
+"""Training configuration: one dataclass, filled from built-in defaults < a recipe file < explicit values.
+
+`None` in a field means "not given": the recipe (or the default below) decides. `resolve()` returns a copy
+with every field set, the learning rate scaled to the global batch, and everything validated; errors name
+the command-line flag that sets the field.
+"""
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mobilenetv2.data.build import DATASETS, default_resolution
+
+RECIPES = ("paper", "torchvision-v1", "digits")
+OPTIMIZERS = ("rmsprop_tf", "sgd")
+SCHEDULES = ("exponential", "cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "mobilenet_v2_100"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    dataset: str | None = None
+    data: str | None = None
+    resolution: int | tuple[int, int] | None = None
+    preprocessing: str | None = None
+    recipe: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    base_batch_size: int | None = None
+    optimizer: str | None = None
+    momentum: float | None = None
+    rmsprop_decay: float | None = None
+    rmsprop_eps: float | None = None
+    weight_decay: float | None = None
+    weight_decay_depthwise: bool | None = None
+    weight_decay_norm_bias: bool | None = None
+    schedule: str | None = None
+    lr_decay: float | None = None
+    lr_decay_epochs: float | None = None
+    warmup_epochs: float | None = None
+    label_smoothing: float | None = None
+    ema_decay: float | None = None
+    grad_clip: float | None = None
+    dropout: float | None = None
+    crop_scale: tuple[float, float] | None = None
+    hflip: bool | None = None
+    precision: str | None = None
+    channels_last: bool | None = None
+    compile: bool | None = None
+    sync_bn: bool | None = None
+    freeze_bn: bool | None = None
+    deterministic: bool | None = None
+    seed: int | None = None
+    workers: int | None = None
+    threads: int | None = None
+    out: str | None = None
+    max_steps: int | None = None
+    resume: bool | None = None
+    checkpoint_every: int | None = None
+    synthetic_size: int | None = None
+    device: str | None = None
+    progress: bool | None = None
+
+
+# Used where neither the recipe nor the caller sets a field.
+DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "preprocessing": "torchvision",
+    "epochs": 10,
+    "batch_size": 96,
+    "lr": 0.045,
+    "optimizer": "rmsprop_tf",
+    "momentum": 0.9,
+    "rmsprop_decay": 0.9,
+    "rmsprop_eps": 1.0,
+    "weight_decay": 4e-5,
+    "weight_decay_depthwise": False,
+    "weight_decay_norm_bias": False,
+    "schedule": "exponential",
+    "lr_decay": 0.98,
+    "lr_decay_epochs": 1.0,
+    "warmup_epochs": 0.0,
+    "label_smoothing": 0.0,
+    "ema_decay": 0.0,
+    "grad_clip": 0.0,
+    "crop_scale": (0.08, 1.0),
+    "hflip": True,
+    "precision": "auto",
+    "channels_last": True,
+    "compile": False,
+    "sync_bn": False,
+    "freeze_bn": False,
+    "deterministic": False,
+    "seed": 0,
+    "max_steps": 0,
+    "resume": False,
+    "checkpoint_every": 0,
+    "synthetic_size": 256,
+    "device": "auto",
+    "progress": True,
+}
+
+
+def flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    """A built-in recipe by name, or any TOML file (e.g. a run folder's config.toml)."""
+    if name in RECIPES:
+        text = resources.files("mobilenetv2.recipes").joinpath(f"{name}.toml").read_text()
+    elif Path(name).is_file():
+        text = Path(name).read_text()
+    else:
+        raise ValueError(f"--recipe must be one of {', '.join(RECIPES)} or a .toml file, got {name!r}")
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"--recipe {name}: invalid TOML ({exc})") from None
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known - {"description", "lr_scaled_from"})
+    if unknown:
+        raise ValueError(f"--recipe {name}: unknown key {unknown[0]!r}")
+    return {k: v for k, v in values.items() if k in known}
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """Fill every field (defaults < recipe < explicit), scale the lr to the batch size, validate."""
+    explicit = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
+    if "data" in explicit and "dataset" not in explicit:
+        explicit["dataset"] = "imagefolder"
+    dataset = explicit.get("dataset", DEFAULTS["dataset"])
+    recipe_name = explicit.get("recipe") or ("digits" if dataset == "digits" else "paper")
+    recipe = load_recipe(recipe_name)
+    values = {**DEFAULTS, **recipe, **explicit, "recipe": recipe_name}
+    values["model_options"] = dict(values.get("model_options") or {})
+    res = values.get("resolution") or default_resolution(values["dataset"])
+    values["resolution"] = (res, res) if isinstance(res, int) else tuple(res)
+    values["crop_scale"] = tuple(values["crop_scale"])
+    # Linear scaling rule (Goyal et al. 2017): the recipe's lr is for base_batch_size images per step.
+    values["base_batch_size"] = values.get("base_batch_size") or recipe.get("batch_size") or values["batch_size"]
+    if "lr" not in explicit:
+        values["lr"] = values["lr"] * values["batch_size"] / values["base_batch_size"]
+    if values.get("out") is None:
+        values["out"] = f"runs/train-{values['dataset']}"
+    resolved = TrainConfig(**values)
+    validate(resolved)
+    return resolved
+
+
+def _check(ok: bool, name: str, requirement: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"{flag(name)} must be {requirement}, got {value!r}")
+
+
+def validate(cfg: TrainConfig) -> None:
+    _check(cfg.dataset in DATASETS, "dataset", f"one of {', '.join(DATASETS)}", cfg.dataset)
+    _check(cfg.dataset != "imagefolder" or bool(cfg.data), "data", "a folder with train/ and val/", cfg.data)
+    for name in ("epochs", "batch_size", "base_batch_size", "synthetic_size"):
+        _check(getattr(cfg, name) >= 1, name, ">= 1", getattr(cfg, name))
+    for name in ("max_steps", "checkpoint_every", "warmup_epochs", "weight_decay", "grad_clip", "ema_decay"):
+        _check(getattr(cfg, name) >= 0, name, ">= 0", getattr(cfg, name))
+    _check(cfg.workers is None or cfg.workers >= 0, "workers", ">= 0", cfg.workers)
+    _check(cfg.threads is None or cfg.threads >= 0, "threads", ">= 0 (0 = PyTorch's default)", cfg.threads)
+    _check(math.isfinite(cfg.lr) and cfg.lr > 0, "lr", "> 0", cfg.lr)
+    _check(cfg.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}", cfg.optimizer)
+    _check(cfg.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}", cfg.schedule)
+    _check(cfg.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", cfg.precision)
+    _check(0 <= cfg.momentum < 1, "momentum", "in [0, 1)", cfg.momentum)
+    _check(0 < cfg.rmsprop_decay < 1, "rmsprop_decay", "in (0, 1)", cfg.rmsprop_decay)
+    _check(cfg.rmsprop_eps > 0, "rmsprop_eps", "> 0", cfg.rmsprop_eps)
+    _check(0 < cfg.lr_decay <= 1, "lr_decay", "in (0, 1]", cfg.lr_decay)
+    _check(cfg.lr_decay_epochs > 0, "lr_decay_epochs", "> 0", cfg.lr_decay_epochs)
+    _check(0 <= cfg.label_smoothing < 1, "label_smoothing", "in [0, 1)", cfg.label_smoothing)
+    _check(cfg.ema_decay < 1, "ema_decay", "< 1", cfg.ema_decay)
+    _check(0 < cfg.crop_scale[0] <= cfg.crop_scale[1] <= 1, "crop_scale", "0 < min <= max <= 1", cfg.crop_scale)
+    _check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", "in [0, 1)", cfg.dropout)
+    _check(min(cfg.resolution) >= 32, "resolution", ">= 32 (MobileNetV2 downsamples by 32)", cfg.resolution)
+
+
+def to_toml(cfg: TrainConfig) -> str:
+    """The resolved config as TOML, loadable again with `--recipe FILE`."""
+    lines, tables = [], []
+    # The saved lr is already scaled: record it as the lr for this batch size, so reloading does not rescale.
+    values = {**dataclasses.asdict(cfg), "base_batch_size": cfg.batch_size}
+    for key, value in values.items():
+        if value is None or key == "resume":
+            continue
+        if isinstance(value, dict):
+            tables.append(f"\n[{key}]")
+            tables += [f"{k} = {_toml_value(v)}" for k, v in sorted(value.items())]
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines + tables) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

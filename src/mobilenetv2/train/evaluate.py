@@ -1,0 +1,89 @@
+"""Evaluation sums over a loader: loss, top-1/top-5 hits and the confusion matrix, reducible across processes."""
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mobilenetv2.train.runtime import Runtime, all_gather_strings, all_sum, autocast
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    top1: float
+    top5: float
+    images: int
+    seconds: float
+    confusion: torch.Tensor  # (num_classes, num_classes) int64, rows = true class, columns = predicted
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def per_class_accuracy(self) -> list[float | None]:
+        totals = self.confusion.sum(1)
+        return [
+            (self.confusion[i, i].item() / totals[i].item()) if totals[i] > 0 else None
+            for i in range(len(self.confusion))
+        ]
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    num_classes: int,
+    rt: Runtime,
+    precision: str = "fp32",
+    channels_last: bool = True,
+) -> EvalResult:
+    """Every process evaluates its shard; sums are combined so each process returns the full-set result."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64)  # loss, top-1 hits, top-5 hits, images
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    skipped: list[str] = []
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    start = time.perf_counter()
+    for batch in loader:
+        skipped += batch.skipped
+        if len(batch.labels) == 0:
+            continue
+        x = batch.images.to(rt.device, memory_format=memory_format, non_blocking=True)
+        y = batch.labels.to(rt.device)
+        with autocast(precision, rt.device):
+            logits = model(x)
+        logits = logits.float()
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices  # (B, k)
+        hits = top == y[:, None]
+        sums += torch.tensor(
+            [
+                F.cross_entropy(logits, y, reduction="sum").item(),
+                hits[:, 0].sum().item(),
+                hits.any(1).sum().item(),
+                len(y),
+            ],
+            dtype=torch.float64,
+        )
+        confusion.index_put_((y.cpu(), top[:, 0].cpu()), torch.ones(len(y), dtype=torch.int64), accumulate=True)
+    seconds = time.perf_counter() - start
+    sums = all_sum(sums.to(rt.device), rt).cpu()
+    confusion = all_sum(confusion.to(rt.device), rt).cpu()
+    model.train(was_training)
+    n = max(sums[3].item(), 1.0)
+    return EvalResult(
+        loss=sums[0].item() / n,
+        top1=sums[1].item() / n,
+        top5=sums[2].item() / n,
+        images=int(sums[3].item()),
+        seconds=seconds,
+        confusion=confusion,
+        skipped=all_gather_strings(skipped, rt),
+    )

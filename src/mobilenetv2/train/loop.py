@@ -1,0 +1,357 @@
+"""`train(cfg)`: the training loop and its run folder.
+
+out/ config.toml  metrics.csv  metrics.json  summary.json  curves.png  tensorboard/
+     checkpoint-last.pt  checkpoint-best.pt  model.safetensors
+Only rank 0 writes. Checkpoints (end of every epoch, and every `checkpoint_every` steps) hold everything needed
+to continue bitwise: a deterministic run killed at any moment and resumed ends with the same weights.
+"""
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from mobilenetv2.data.loader import eval_loader, train_loader
+from mobilenetv2.train import setup as build
+from mobilenetv2.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from mobilenetv2.train.config import TrainConfig, resolve, to_toml
+from mobilenetv2.train.ema import ModelEMA
+from mobilenetv2.train.evaluate import evaluate
+from mobilenetv2.train.optim import build_optimizer, lr_at, set_lr
+from mobilenetv2.train.records import TensorBoard, plot_curves, write_json, write_metrics, write_text_atomic
+from mobilenetv2.train.runtime import Runtime, all_sum, make_deterministic, resolve_precision, setup, teardown
+from mobilenetv2.train.step import TrainStep
+
+log = logging.getLogger(__name__)
+WARMUP_STEPS = 3  # first steps of each session, excluded from train_images_per_second
+RESUME_KEYS = ("model", "dataset", "batch_size", "epochs", "seed", "resolution", "optimizer")
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train as `cfg` says (recipe + overrides), write the run folder, return the summary (= summary.json)."""
+    cfg = resolve(cfg)
+    rt = setup(cfg.device)
+    try:
+        return Trainer(cfg, rt).run()
+    finally:
+        teardown(rt)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, rt: Runtime) -> None:
+        self.cfg, self.rt, self.out = cfg, rt, Path(cfg.out)
+        make_deterministic(cfg.deterministic)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.train_src, self.val_src, self.pre = build.build_data(cfg)
+        self.class_names = self.train_src.class_names
+        self.num_classes = cfg.model_options.get("num_classes") or len(self.class_names)
+        self.model = build.build_model(cfg, self.num_classes).to(rt.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.world_batch = cfg.batch_size
+        if cfg.batch_size % rt.world_size:
+            raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the {rt.world_size} processes")
+        self.batch = cfg.batch_size // rt.world_size
+        self.steps_per_epoch = len(self.train_src) // rt.world_size // self.batch
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"--batch-size {cfg.batch_size} is larger than the {len(self.train_src)} training images")
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.precision = resolve_precision(cfg.precision, rt.device)
+        self.wrapped = self._wrap_distributed()
+        # Different dropout streams per process; rank 0 keeps the single-process stream.
+        torch.manual_seed(cfg.seed + 1_000_003 * rt.rank)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.step_fn = TrainStep(
+            self.wrapped,
+            self.optimizer,
+            device=rt.device,
+            precision=self.precision,
+            label_smoothing=cfg.label_smoothing,
+            grad_clip=cfg.grad_clip,
+            ema=self.ema,
+            ema_target=self.model,
+            compile=cfg.compile,
+        )
+        self.train_set, self.val_set = build.datasets(cfg, self.train_src, self.val_src, self.pre)
+        self.workers = build.default_workers(cfg)
+        self.step, self.history, self.best_top1, self.resumed_from = 0, [], -1.0, 0
+        # Running sums of the epoch in progress, kept on the device (no sync per step): loss * n, hits, images.
+        self.epoch_sums = torch.zeros(3, dtype=torch.float64, device=rt.device)
+        self.ones = torch.ones((), dtype=torch.float64, device=rt.device)
+        self.session_start = time.perf_counter()
+        self.timing = {"train_seconds": 0.0, "train_images": 0, "wall_seconds": 0.0, "epoch_seconds": 0.0}
+        self.skipped = set(self.train_src.skipped) | set(self.val_src.skipped)
+
+    def _wrap_distributed(self) -> nn.Module:
+        if not self.rt.distributed:
+            return self.model
+        if self.cfg.sync_bn:
+            if self.rt.device.type == "cpu":
+                raise ValueError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+    def run(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        if self.cfg.resume:
+            self._resume()
+        wall_before = self.timing["wall_seconds"]
+        if self.rt.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.out / "config.toml", to_toml(self.cfg))
+            self.tb = TensorBoard(self.out, purge_step=self.step if self.resumed_from else None)
+        log.info(
+            "training %s on %s (%d train / %d val images), %d steps of %d images, %s on %s, %d process(es)",
+            self.model.model_name,
+            self.cfg.dataset,
+            len(self.train_src),
+            len(self.val_src),
+            self.total_steps,
+            self.world_batch,
+            self.precision,
+            self.rt.device,
+            self.rt.world_size,
+        )
+        self.session_start, self.session_steps = start, 0
+        while self.step < self.total_steps:
+            epoch = self.step // self.steps_per_epoch
+            self._train_epoch(epoch)
+            self._end_epoch(epoch)
+        self.timing["wall_seconds"] = wall_before + time.perf_counter() - start
+        return self._finish()
+
+    def _train_epoch(self, epoch: int) -> None:
+        skip = self.step - epoch * self.steps_per_epoch
+        loader = train_loader(
+            self.train_set,
+            batch_size=self.batch,
+            epoch=epoch,
+            seed=self.cfg.seed,
+            rank=self.rt.rank,
+            world_size=self.rt.world_size,
+            skip_batches=skip,
+            workers=self.workers,
+            pin_memory=self.rt.device.type == "cuda",
+        )
+        end = min(self.total_steps, (epoch + 1) * self.steps_per_epoch)
+        bar = tqdm(
+            total=end - epoch * self.steps_per_epoch,
+            initial=skip,
+            desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+            disable=not (self.rt.is_main and self.cfg.progress),
+            leave=False,
+            dynamic_ncols=True,
+        )
+        self.model.train()
+        if self.cfg.freeze_bn:
+            build.freeze_batchnorm(self.model)
+        memory_format = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
+        tick = time.perf_counter()
+        for batch in loader:
+            self.skipped.update(batch.skipped)
+            if len(batch.labels) == 0:
+                continue
+            lr = lr_at(self.cfg, self.step, self.steps_per_epoch)
+            set_lr(self.optimizer, lr)
+            x = batch.images.to(self.rt.device, memory_format=memory_format, non_blocking=True)
+            y = batch.labels.to(self.rt.device, non_blocking=True)
+            loss, hits = self.step_fn(x, y)
+            self.epoch_sums += torch.stack([loss.double() * len(y), hits.double(), self.ones * len(y)])
+            self.step += 1
+            self.session_steps += 1
+            now = time.perf_counter()
+            if self.session_steps > WARMUP_STEPS:
+                self.timing["train_seconds"] += now - tick
+                self.timing["train_images"] += len(y) * self.rt.world_size
+            self.timing["epoch_seconds"] += now - tick
+            bar.update(1)
+            if self.rt.is_main and (self.step % 10 == 0 or self.step == end):
+                self._progress(bar, loss.item(), lr)
+            if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and self.step < end:
+                self._save_checkpoint(best=False)
+            tick = time.perf_counter()
+            if self.step >= end:
+                break
+        bar.close()
+
+    def _progress(self, bar: tqdm, loss: float, lr: float) -> None:
+        s = self.epoch_sums
+        rate = self.timing["train_images"] / self.timing["train_seconds"] if self.timing["train_seconds"] else 0.0
+        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{s[1] / max(s[2], 1):.3f}", lr=f"{lr:.3g}", img_s=f"{rate:.0f}")
+        self.tb.scalars({"train/loss": loss, "train/lr": lr}, self.step)
+
+    def _end_epoch(self, epoch: int) -> None:
+        sums = all_sum(self.epoch_sums, self.rt).cpu()
+        result = self._validate()
+        row = {
+            "epoch": epoch + 1,
+            "step": self.step,
+            "train_loss": sums[0].item() / max(sums[2].item(), 1),
+            "train_top1": sums[1].item() / max(sums[2].item(), 1),
+            "val_loss": result.loss,
+            "val_top1": result.top1,
+            "val_top5": result.top5,
+            "lr": lr_at(self.cfg, self.step - 1, self.steps_per_epoch),
+            "epoch_seconds": self.timing["epoch_seconds"],
+        }
+        self.history.append(row)
+        self.epoch_sums.zero_()
+        self.timing["epoch_seconds"] = 0.0
+        improved = result.top1 > self.best_top1
+        self.best_top1 = max(self.best_top1, result.top1)
+        if self.rt.is_main:
+            log.info(
+                "epoch %d: train loss %.4f top-1 %.4f | val loss %.4f top-1 %.4f top-5 %.4f",
+                epoch + 1,
+                row["train_loss"],
+                row["train_top1"],
+                result.loss,
+                result.top1,
+                result.top5,
+            )
+            self.tb.scalars({f"epoch/{k}": v for k, v in row.items() if k not in ("epoch", "step")}, self.step)
+            write_metrics(self.out, self.history)
+        self._save_checkpoint(best=improved)
+
+    def _validate(self):
+        model = self.ema.module if self.ema is not None else self.model
+        loader = eval_loader(
+            self.val_set, batch_size=self.batch, rank=self.rt.rank, world_size=self.rt.world_size, workers=self.workers
+        )
+        result = evaluate(
+            model,
+            loader,
+            num_classes=self.num_classes,
+            rt=self.rt,
+            precision=self.precision,
+            channels_last=self.cfg.channels_last,
+        )
+        self.skipped.update(result.skipped)
+        return result
+
+    def _state(self) -> dict[str, Any]:
+        rng = [rng_state()]
+        if self.rt.distributed:
+            rng = [None] * self.rt.world_size
+            dist.all_gather_object(rng, rng_state())
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "scaler": self.step_fn.scaler.state_dict() if self.step_fn.scaler is not None else {},
+            "rng": rng,
+            "step": self.step,
+            "epoch_sums": self.epoch_sums.cpu(),
+            "history": self.history,
+            "best_top1": self.best_top1,
+            "timing": dict(self.timing, wall_seconds=self.timing["wall_seconds"] + self._session_wall()),
+            "skipped": sorted(self.skipped),
+            "config": _plain(dataclasses.asdict(self.cfg)),
+        }
+
+    def _session_wall(self) -> float:
+        return time.perf_counter() - self.session_start
+
+    def _save_checkpoint(self, *, best: bool) -> None:
+        state = self._state()
+        if not self.rt.is_main:
+            return
+        save_atomic(state, self.out / "checkpoint-last.pt")
+        if best:
+            save_atomic(state, self.out / "checkpoint-best.pt")
+
+    def _resume(self) -> None:
+        path = self.out / "checkpoint-last.pt"
+        if not path.is_file():
+            log.warning("--resume: no checkpoint in %s yet; starting from step 0", self.out)
+            return
+        state = load_checkpoint(path)
+        saved = state["config"]
+        for key in RESUME_KEYS:
+            if _plain(getattr(self.cfg, key)) != saved.get(key):
+                raise ValueError(f"--resume: {key} differs from the checkpoint's ({saved.get(key)!r})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state["ema"]:
+            self.ema.load_state_dict(state["ema"])
+        if self.step_fn.scaler is not None and state["scaler"]:
+            self.step_fn.scaler.load_state_dict(state["scaler"])
+        rngs = state["rng"]
+        set_rng_state(rngs[self.rt.rank] if self.rt.rank < len(rngs) else rngs[0])
+        self.step, self.history, self.best_top1 = state["step"], state["history"], state["best_top1"]
+        self.epoch_sums = state["epoch_sums"].to(self.rt.device)
+        self.timing = dict(state["timing"])
+        self.skipped.update(state["skipped"])
+        self.resumed_from = self.step
+        log.info("resumed from step %d (%s)", self.step, path)
+
+    def _finish(self) -> dict[str, Any]:
+        from mobilenetv2.weights import save
+
+        last = self.history[-1]
+        best_row = max(self.history, key=lambda r: r["val_top1"])
+        t = self.timing
+        summary = {
+            "val_top1": last["val_top1"],
+            "val_top5": last["val_top5"],
+            "val_loss": last["val_loss"],
+            "best_val_top1": best_row["val_top1"],
+            "best_epoch": best_row["epoch"],
+            "epochs": round(self.step / self.steps_per_epoch, 4),
+            "steps": self.step,
+            "wall_seconds": t["wall_seconds"],
+            "train_seconds": t["train_seconds"],
+            "train_images_per_second": t["train_images"] / t["train_seconds"] if t["train_seconds"] else 0.0,
+            "skipped_files": len(self.skipped),
+            "world_size": self.rt.world_size,
+            "resumed_from_step": self.resumed_from,
+            "model": self.model.model_name,
+            "model_options": _plain(self.model.model_options),
+            "num_classes": self.num_classes,
+            "recipe": self.cfg.recipe,
+            "dataset": self.cfg.dataset,
+            "precision": self.precision,
+            "device": str(self.rt.device),
+            "ema": self.ema is not None,
+            "out": str(self.out),
+        }
+        if self.rt.is_main:
+            final = self.ema.module if self.ema is not None else self.model
+            provenance = {"source": "mobilenetv2 train", "recipe": self.cfg.recipe, "dataset": self.cfg.dataset}
+            provenance["val_top1"] = summary["val_top1"]
+            save(
+                final,
+                self.out / "model.safetensors",
+                preprocessing=self.pre,
+                class_names=self.class_names,
+                provenance=provenance,
+            )
+            if self.skipped:
+                write_text_atomic(self.out / "skipped_files.txt", "\n".join(sorted(self.skipped)) + "\n")
+            write_json(self.out / "summary.json", summary)
+            plot_curves(self.history, self.out / "curves.png")
+            self.tb.close()
+        if self.rt.distributed:
+            dist.barrier()
+        return summary
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively (checkpoints hold plain types only)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
