@@ -80,13 +80,24 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     if HEADER_KEY not in meta:
         raise UserError(f"{path} is a safetensors file without a mobilenetv2 header; convert it first")
     try:
-        return json.loads(meta[HEADER_KEY])
+        header = json.loads(meta[HEADER_KEY])
     except json.JSONDecodeError:
         raise UserError(f"{path}: the mobilenetv2 header is not valid JSON") from None
+    if not isinstance(header, dict) or not isinstance(header.get("architecture"), str):
+        raise UserError(f"{path}: the mobilenetv2 header names no architecture")
+    if int(header.get("format_version", 0)) > FORMAT_VERSION:
+        raise UserError(
+            f"{path} uses weights format {header['format_version']}; this version reads up to {FORMAT_VERSION}"
+        )
+    return header
 
 
 def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file (no code runs: safetensors is plain data)."""
     from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no such weights file: {path}")
 
     try:
         return load_file(str(path))
