@@ -3,13 +3,14 @@
 from mobilenetv2.analysis import profile
 from mobilenetv2.models import FeatureExtractor, MobileNetV2
 from mobilenetv2.registry import create_model, list_models, register_model
-from mobilenetv2.weights import load, save
+from mobilenetv2.weights import convert, load, save
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FeatureExtractor",
     "MobileNetV2",
+    "convert",
     "create_model",
     "list_models",
     "load",
