@@ -1,0 +1,43 @@
+"""`mobilenetv2 export WEIGHTS --format onnx|openvino|torchscript`: export, run in the runtime, compare with PyTorch."""
+
+import argparse
+import json
+
+from mobilenetv2.cli._common import add_model_args, model_options, parse_resolution
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export weights to ONNX / OpenVINO IR / TorchScript, verified against PyTorch")
+    p.add_argument("weights", nargs="?", help="a .safetensors weights file of ours (or use --model NAME)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "openvino", "torchscript"], help="default onnx")
+    p.add_argument("--out", help="output file (default: WEIGHTS with .onnx / .xml / .pt)")
+    p.add_argument("--resolution", type=parse_resolution, help="N or HxW (default: the weights' input size)")
+    p.add_argument("--int8", action="store_true", help="post-training static INT8 quantization (needs --calibration)")
+    p.add_argument("--calibration", help="calibration images: an image folder (class subfolders ok), or 'digits'")
+    p.add_argument("--calibration-size", type=int, default=300, help="calibration images to use (default 300)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_model_args(p)
+    p.set_defaults(func=run, model=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.export.from_file import export_from_file
+
+    result = export_from_file(
+        args.weights,
+        model_name=args.model,
+        model_options=model_options(args),
+        format=args.format,
+        out=args.out,
+        input_size=args.resolution,
+        int8=args.int8,
+        calibration=args.calibration,
+        calibration_size=args.calibration_size,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        check = f"top-1 agreement {result.top1_agreement:.2%}" if result.top1_agreement is not None else ""
+        check = check or f"max |diff| vs PyTorch {result.max_abs_diff:.2g}"
+        print(f"wrote {result.path} ({result.format}, {result.precision}, verified: {check})")
+    return 0

@@ -1,0 +1,61 @@
+"""What `mobilenetv2 export` does: rebuild a model from a weights file (or a registered name), export, verify."""
+
+from pathlib import Path
+from typing import Any
+
+from mobilenetv2.errors import UserError
+from mobilenetv2.export import FORMATS, ExportResult, export_model
+
+
+def default_output(weights: str | None, model_name: str | None, format: str, *, int8: bool) -> Path:
+    """model.safetensors -> model.onnx (model.int8.onnx with --int8); NAME.onnx for --model NAME."""
+    stem = Path(weights).with_suffix("") if weights else Path(str(model_name))
+    return Path(f"{stem}{'.int8' if int8 else ''}{FORMATS[format]}")
+
+
+def build_model(weights: str | None, model_name: str | None, options: dict[str, Any]):
+    import mobilenetv2
+
+    if (weights is None) == (model_name is None):
+        raise UserError("give a weights file, or --model NAME for a randomly initialized model (not both)")
+    if weights is not None:
+        if options:
+            raise UserError(f"model options ({', '.join(options)}) come from the weights file; drop them")
+        return mobilenetv2.load(weights)
+    return mobilenetv2.create_model(model_name, **options).eval()
+
+
+def export_from_file(
+    weights: str | None,
+    *,
+    model_name: str | None = None,
+    model_options: dict[str, Any] | None = None,
+    format: str = "onnx",
+    out: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    int8: bool = False,
+    calibration: str | None = None,
+    calibration_size: int = 300,
+) -> ExportResult:
+    """Export weights (ours) or a fresh `model_name`; `input_size` defaults to the weights' preprocessing."""
+    from mobilenetv2.models.mobilenet_v2 import check_resolution
+
+    if format not in FORMATS:
+        raise UserError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
+    if calibration is not None and not int8:
+        raise UserError("--calibration only applies with --int8")
+    model = build_model(weights, model_name, dict(model_options or {}))
+    preprocessing = getattr(model, "preprocessing", None)
+    if input_size is None:
+        input_size = tuple(preprocessing.input_size) if preprocessing is not None else (224, 224)
+    check_resolution(model, input_size)
+    path = Path(out) if out else default_output(weights, model_name, format, int8=int8)
+    if not int8:
+        return export_model(model, path, format=format, input_size=input_size)
+    if calibration is None:
+        raise UserError("--int8 needs --calibration DATA (an image folder, or 'digits')")
+    from mobilenetv2.export.int8 import export_int8
+
+    return export_int8(
+        model, path, format=format, input_size=input_size, calibration=calibration, limit=calibration_size
+    )
