@@ -16,7 +16,7 @@ from typing import Any
 from mobilenetv2.data.build import DATASETS, default_resolution
 
 RECIPES = ("paper", "torchvision-v1", "digits")
-OPTIMIZERS = ("rmsprop_tf", "sgd")
+OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
 SCHEDULES = ("exponential", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -141,14 +141,14 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     recipe_name = explicit.get("recipe") or ("digits" if dataset == "digits" else "paper")
     recipe = load_recipe(recipe_name)
     values = {**DEFAULTS, **recipe, **explicit, "recipe": recipe_name}
-    values["model_options"] = dict(values.get("model_options") or {})
+    values["model_options"] = {**recipe.get("model_options", {}), **cfg.model_options}
     res = values.get("resolution") or default_resolution(values["dataset"])
     values["resolution"] = (res, res) if isinstance(res, int) else tuple(res)
     values["crop_scale"] = tuple(values["crop_scale"])
     # Linear scaling rule (Goyal et al. 2017): the recipe's lr is for base_batch_size images per step.
     values["base_batch_size"] = values.get("base_batch_size") or recipe.get("batch_size") or values["batch_size"]
-    if "lr" not in explicit:
-        values["lr"] = values["lr"] * values["batch_size"] / values["base_batch_size"]
+    if "lr" not in explicit and values["batch_size"] != values["base_batch_size"]:
+        values["lr"] = values["lr"] * (values["batch_size"] / values["base_batch_size"])
     if values.get("out") is None:
         values["out"] = f"runs/train-{values['dataset']}"
     resolved = TrainConfig(**values)

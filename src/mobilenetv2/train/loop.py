@@ -37,9 +37,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train as `cfg` says (recipe + overrides), write the run folder, return the summary (= summary.json)."""
     cfg = resolve(cfg)
     rt = setup(cfg.device)
+    threads = torch.get_num_threads()
     try:
         return Trainer(cfg, rt).run()
     finally:
+        torch.set_num_threads(threads)
         teardown(rt)
 
 

@@ -1,0 +1,20 @@
+"""`mobilenetv2 demo`: train MobileNetV2 on the built-in digits, evaluate, export to ONNX, write a report."""
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="train + evaluate + export on the built-in digits (CPU, a few minutes)")
+    p.add_argument("--out", help="run folder (default runs/demo-<UTC time>)")
+    p.add_argument("--max-steps", type=int, default=0, help="stop training early (smoke test); 0 = full recipe")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores not busy with other work)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.train.demo import run_demo
+
+    if args.max_steps < 0:
+        raise ValueError(f"--max-steps must be >= 0, got {args.max_steps}")
+    print(run_demo(out=args.out, max_steps=args.max_steps, threads=args.threads))
+    return 0
