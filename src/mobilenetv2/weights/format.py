@@ -131,7 +131,13 @@ def _attach(model: nn.Module, header: dict[str, Any]) -> None:
 def load_into(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load a weights file into an already built model (shapes must match exactly)."""
     header = read_header(path)
-    load_state_dict_strict(model, read_tensors(path), str(path))
+    wanted = getattr(model, "model_name", None)
+    try:
+        load_state_dict_strict(model, read_tensors(path), str(path))
+    except UserError as exc:
+        if wanted is None or header["architecture"] == wanted:
+            raise
+        raise UserError(f"{path} holds {header['architecture']} weights, not {wanted}: {exc}") from None
     _attach(model, header)
     return model
 
