@@ -76,6 +76,8 @@ def _layer_arrays(f, path: Path) -> tuple[dict[str, list[np.ndarray]], str]:
             if "vars" in group and len(group["vars"]) and "name" in group["vars"].attrs:
                 v = group["vars"]
                 arrays[_decode(v.attrs["name"])] = [v[str(i)][()] for i in range(len(v))]
+        if not arrays:
+            raise UserError(f"{path}: a Keras 3 weights file whose layers carry no names; re-save it as .h5")
         return arrays, "keras3-weights"
     root, layout = (f["model_weights"], "keras-full-model") if "model_weights" in f else (f, "keras2-weights")
     if "layer_names" not in root.attrs:
