@@ -6,6 +6,7 @@ logits and pooled features on a fixed input. Full-model, no-top and 1001-class f
 the way Keras lays them out.
 """
 
+import copy
 import json
 import logging
 import shutil
@@ -31,8 +32,13 @@ def reference() -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
+@pytest.fixture(scope="module")
+def keras2_model() -> torch.nn.Module:
+    return mobilenetv2.convert(KERAS2, "keras")
+
+
 def run(model: torch.nn.Module, x: np.ndarray, *, features: bool = False, dtype=torch.float32) -> np.ndarray:
-    model = model.to(dtype)
+    model = copy.deepcopy(model).to(dtype)
     inputs = torch.from_numpy(x).to(dtype)
     with torch.no_grad():
         out = model.pool(model.forward_body(inputs)).flatten(1) if features else model(inputs)
@@ -92,15 +98,15 @@ def test_keras_files_match_keras_logits(path, reference):
     assert diff <= TOLERANCE
 
 
-def test_float64_conversion_equals_keras_float64_to_rounding(reference):
-    model = mobilenetv2.convert(KERAS2, "keras")
+def test_float64_conversion_equals_keras_float64_to_rounding(keras2_model, reference):
+    model = keras2_model
     diff = np.abs(run(model, reference["input"], dtype=torch.float64) - reference["logits64"]).max()
     assert diff <= 1e-9  # the same function: only float64 rounding remains
 
 
-def test_torch_padding_would_not_match(reference):
+def test_torch_padding_would_not_match(keras2_model, reference):
     """TF 'SAME' matters: the same weights with symmetric padding give other logits."""
-    model = mobilenetv2.convert(KERAS2, "keras")
+    model = keras2_model
     symmetric = mobilenetv2.create_model("mobilenet_v2_035", num_classes=10, bn_eps=1e-3).eval()
     symmetric.load_state_dict(model.state_dict())
     assert np.abs(run(symmetric, reference["input"]) - reference["logits"]).max() > 100 * TOLERANCE
