@@ -1,0 +1,41 @@
+"""`mobilenetv2 predict IMAGES... --weights W`: top-k classes of image files, folders and globs."""
+
+import argparse
+import json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify images with a weights file (top-k classes)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders (searched recursively), globs")
+    p.add_argument("--weights", metavar="FILE", help="a mobilenetv2 .safetensors weights file (required)")
+    p.add_argument("--topk", type=int, default=5, help="classes to show per image (default 5)")
+    p.add_argument("--json", action="store_true", help="print a JSON list: {file, top: [{index, label, prob}], error}")
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    p.add_argument("--splits", type=int, default=1, help="run Sec. 5.1's memory-efficient split inference")
+    p.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default: PIL's bomb limit)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.data.images import MAX_PIXELS
+    from mobilenetv2.errors import UserError
+    from mobilenetv2.infer.predict import format_predictions, predict_files
+
+    if args.weights is None:
+        raise UserError(
+            "predict needs --weights FILE: a model with random weights predicts nothing useful "
+            "(convert pretrained weights with `mobilenetv2 convert`, or train with `mobilenetv2 train`)"
+        )
+    results = predict_files(
+        args.images,
+        weights=args.weights,
+        topk=args.topk,
+        batch_size=args.batch_size,
+        splits=args.splits,
+        max_pixels=args.max_pixels or MAX_PIXELS,
+    )
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    else:
+        print(format_predictions(results))
+    return 1 if any(r.error is not None for r in results) else 0

@@ -1,0 +1,119 @@
+"""The fast PyTorch inference path: BN folded into the convs, channels_last, ReLU6 in place, inference mode.
+
+`for_inference(model, splits=t)` rebuilds a trained MobileNetV2 as a chain of Sec. 5.1 ops (see split.py):
+the stem fused with the first (t = 1) bottleneck, the 16 other bottlenecks, and the last 1x1 conv fused with
+the global pooling, each over t slices of its inner channels. t = 1 is the plain fast path; every t gives the
+same outputs as the original model (up to float rounding).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mobilenetv2.infer.fold import fold_unit
+from mobilenetv2.infer.split import SplitBottleneck, SplitHead, spatial_conv
+from mobilenetv2.layers import InvertedResidual
+from mobilenetv2.models import MobileNetV2
+
+COPIED_ATTRIBUTES = ("model_name", "model_options", "preprocessing", "class_names", "provenance")
+
+
+class StemConv(nn.Module):
+    """The stem conv on its own (only when it cannot be fused with the first bottleneck)."""
+
+    def __init__(self, unit: nn.Module) -> None:
+        super().__init__()
+        weight, bias, self.geometry = fold_unit(unit)
+        self.register_buffer("weight", weight.contiguous(memory_format=torch.channels_last))
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor, previous_expansion: None = None) -> tuple[torch.Tensor, None]:
+        return spatial_conv(x, self.weight, self.bias, self.geometry, groups=1), None
+
+
+def bottleneck_op(block: InvertedResidual, *, splits: int, stem: nn.Module | None = None) -> SplitBottleneck:
+    """One Sec. 5.1 op from a bottleneck; with `stem`, the stem conv is its first conv (Table 3's note)."""
+    first = fold_unit(stem) if stem is not None else (fold_unit(block.expand) if block.expand is not None else None)
+    op = SplitBottleneck(
+        first=first,
+        depthwise=fold_unit(block.depthwise),
+        project=fold_unit(block.project),
+        skip=block.has_skip,
+        splits=splits,
+    )
+    op.add_previous_expansion = block.skip_from_previous_expansion
+    return op
+
+
+class FastMobileNetV2(nn.Module):
+    """Eval-only MobileNetV2: ops on channels_last tensors, run under `torch.inference_mode()`.
+
+    Input: (N, C, H, W) float, contiguous or channels_last. Output: (N, num_classes) logits.
+    """
+
+    def __init__(self, model: MobileNetV2, *, splits: int) -> None:
+        super().__init__()
+        self.splits = splits
+        first = model.blocks[0]
+        ops: list[nn.Module] = []
+        # Fusing needs the first bottleneck to have no expansion and no shortcut (its input, the stem output,
+        # never exists whole); that holds for every width above 0.25.
+        if first.expand is None and not first.has_skip:
+            ops.append(bottleneck_op(first, splits=splits, stem=model.stem))
+            self.names = ["stem+blocks.0"]
+        else:
+            ops += [StemConv(model.stem), bottleneck_op(first, splits=splits)]
+            self.names = ["stem", "blocks.0"]
+        self.names += [f"blocks.{i}" for i in range(1, len(model.blocks))]
+        ops += [bottleneck_op(block, splits=splits) for block in model.blocks[1:]]
+        if model.shortcut == "expansion":
+            for op in ops:
+                op.keep_expansion = True
+        self.ops = nn.ModuleList(ops)
+        head_weight, head_bias, head_geometry = fold_unit(model.head)
+        self.head = SplitHead(weight=head_weight, bias=head_bias, relu6=head_geometry.relu6, splits=splits)
+        linear = model.classifier[1]
+        self.register_buffer("classifier_weight", linear.weight.detach().clone())
+        self.register_buffer("classifier_bias", linear.bias.detach().clone())
+        self.num_classes = model.num_classes
+        for name in COPIED_ATTRIBUTES:
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
+        self.train(False)
+
+    def op_names(self) -> list[str]:
+        """Names of the ops in `ops` followed by the head: "stem+blocks.0", "blocks.1", ..., "head+pool"."""
+        return [*self.names, "head+pool"]
+
+    def train(self, mode: bool = True) -> "FastMobileNetV2":
+        if mode:
+            raise RuntimeError("a for_inference() model is eval-only; train the original model instead")
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"expected an (N, C, H, W) input, got shape {tuple(x.shape)}")
+        with torch.inference_mode():
+            expansion = None
+            for op in self.ops:
+                x, expansion = op(x, expansion)
+            features = self.head(x)  # (N, 1280·max(1, α))
+            return F.linear(features, self.classifier_weight, self.classifier_bias)
+
+
+def for_inference(model: nn.Module, *, splits: int = 1) -> FastMobileNetV2:
+    """An eval-only copy of `model` for fast CPU inference; `splits=t` runs Sec. 5.1's split schedule.
+
+    BN is folded into the convs and tensors run channels_last; outputs equal `model.eval()(x)` within
+    float rounding. The original model is left untouched.
+    """
+    if not isinstance(model, MobileNetV2):
+        raise ValueError(f"for_inference supports MobileNetV2 models, got {type(model).__name__}")
+    if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
+        raise ValueError(f"splits must be an integer >= 1, got {splits!r}")
+    if splits > 1 and model.shortcut == "expansion":
+        raise ValueError(
+            "shortcut='expansion' adds whole expansion tensors between blocks, which Sec. 5.1's split "
+            "(splits > 1) never builds; use splits=1 for this model"
+        )
+    return FastMobileNetV2(model, splits=splits)

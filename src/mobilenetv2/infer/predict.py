@@ -1,0 +1,135 @@
+"""Classify image files with a weights file: preprocessing and class names come from the file's header.
+
+Every input gets one result, in input order; a file that cannot be read (missing, not an image, truncated,
+over the pixel limit) gets an error message and the others are still predicted.
+"""
+
+import glob
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from mobilenetv2.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, open_image
+from mobilenetv2.errors import UserError
+
+
+@dataclass
+class Prediction:
+    file: str
+    top: list[dict[str, Any]] = field(default_factory=list)  # [{index, label, prob}], most likely first
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "top": self.top, "error": self.error}
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Files as given, folders as the image files under them (recursively, sorted), globs as their matches.
+    A name that matches nothing stays in the list so that it is reported as missing."""
+    files: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            files += found or [item]  # reported as a folder without images
+        elif glob.has_magic(item) and not os.path.exists(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            files += [m for m in matches if os.path.isfile(m)] or [item]
+        else:
+            files.append(item)
+    return files
+
+
+def class_labels(model: nn.Module, num_classes: int) -> list[str]:
+    """Names from the weights header; ImageNet-1k names for a 1000-class model without any; else indices."""
+    names = getattr(model, "class_names", None)
+    if not names and num_classes == 1000:
+        from mobilenetv2.weights import imagenet_class_names
+
+        names = imagenet_class_names()
+    names = list(names or [])
+    return [names[i] if i < len(names) else str(i) for i in range(num_classes)]
+
+
+def load_for_prediction(weights: str | os.PathLike, *, splits: int = 1) -> tuple[nn.Module, Callable, list[str]]:
+    """(runnable model, PIL -> tensor transform, class labels) from a weights file."""
+    from mobilenetv2.data.transforms import eval_transform
+    from mobilenetv2.infer.fast import for_inference
+    from mobilenetv2.models import MobileNetV2
+    from mobilenetv2.weights import load
+
+    model = load(weights)
+    labels = class_labels(model, model.num_classes)
+    transform = eval_transform(model.preprocessing)
+    runnable = for_inference(model, splits=splits) if isinstance(model, MobileNetV2) else model.eval()
+    return runnable, transform, labels
+
+
+def _decode(path: str, transform: Callable, max_pixels: int) -> tuple[torch.Tensor | None, str | None]:
+    if not os.path.exists(path):
+        return None, f"no such file: {path}"
+    if os.path.isdir(path):
+        return None, f"{path} is a folder without images"
+    try:
+        return transform(open_image(path, max_pixels=max_pixels)), None
+    except (UserError, OSError) as exc:
+        return None, str(exc).splitlines()[0]
+
+
+def predict_files(
+    inputs: list[str],
+    *,
+    weights: str | os.PathLike,
+    topk: int = 5,
+    batch_size: int = 16,
+    splits: int = 1,
+    max_pixels: int = MAX_PIXELS,
+) -> list[Prediction]:
+    """Top-k predictions for every image in `inputs` (files, folders, globs), batched, in input order."""
+    if topk < 1:
+        raise ValueError(f"--topk must be >= 1, got {topk}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    files = expand_inputs(inputs)
+    if not files:
+        raise UserError("no input images given")
+    model, transform, labels = load_for_prediction(weights, splits=splits)
+    k = min(topk, len(labels))
+    results = [Prediction(file=f) for f in files]
+    with tqdm(total=len(files), unit="img", disable=len(files) <= batch_size or None, leave=False) as bar:
+        for start in range(0, len(files), batch_size):
+            batch, rows = [], []
+            for i in range(start, min(start + batch_size, len(files))):
+                tensor, error = _decode(files[i], transform, max_pixels)
+                if error is None:
+                    batch.append(tensor)
+                    rows.append(i)
+                else:
+                    results[i].error = error
+            if batch:
+                with torch.inference_mode():
+                    probs = torch.softmax(model(torch.stack(batch)), dim=1)
+                values, indices = probs.topk(k, dim=1)
+                for i, vals, idxs in zip(rows, values.tolist(), indices.tolist(), strict=True):
+                    results[i].top = [
+                        {"index": j, "label": labels[j], "prob": round(p, 6)} for j, p in zip(idxs, vals, strict=True)
+                    ]
+            bar.update(min(batch_size, len(files) - start))
+    return results
+
+
+def format_predictions(results: list[Prediction]) -> str:
+    """Human-readable: one block per file, `prob  label (index)` per line; errors as `file: error: message`."""
+    lines = []
+    for r in results:
+        if r.error is not None:
+            lines.append(f"{r.file}: error: {r.error.removeprefix(f'{r.file}: ')}")
+            continue
+        lines.append(r.file)
+        lines += [f"  {t['prob']:7.2%}  {t['label']} ({t['index']})" for t in r.top]
+    return "\n".join(lines)

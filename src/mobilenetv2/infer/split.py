@@ -1,0 +1,187 @@
+"""The paper's memory-efficient inference (Sec. 5.1): a bottleneck run as a sum over slices of its inner channels.
+
+A bottleneck is F(x) = [A o N o B](x) with A the linear projection, N the per-channel non-linearity
+(ReLU6 o depthwise o ReLU6) and B the expansion. N acts on each channel alone, so splitting the n inner
+channels into t groups gives F(x) = sum_i (A_i o N o B_i)(x): slice i expands to n/t channels, runs the
+depthwise conv on them and projects them, adding into one output buffer. Only one n/t slice of the expanded
+tensor is ever alive. With t = 1 the same code is the plain (unsplit) fast path.
+
+Tensors are channels_last, so a 1x1 conv is one matrix product over rows of pixels:
+(N·H·W, k) @ (k, n) -> (N·H·W, n), and the projection accumulates with an in-place `addmm_`.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mobilenetv2.infer.fold import Geometry
+from mobilenetv2.layers.padding import same_padding
+
+
+def channel_slices(channels: int, splits: int) -> list[tuple[int, int]]:
+    """[start, stop) of `splits` near-equal channel groups (the first ones one channel larger)."""
+    if splits < 1:
+        raise ValueError(f"splits must be >= 1, got {splits}")
+    splits = min(splits, channels)
+    size, extra = divmod(channels, splits)
+    bounds, start = [], 0
+    for i in range(splits):
+        stop = start + size + (i < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def as_rows(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N·H·W, C); a view when `x` is channels_last (it always is on this path)."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def as_image(rows: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
+    """(N·H·W, C) -> (N, C, H, W) channels_last, a view."""
+    return rows.view(n, h, w, rows.shape[1]).permute(0, 3, 1, 2)
+
+
+def out_size(size: int, geometry: Geometry) -> int:
+    if geometry.same_pad:
+        return -(-size // geometry.stride)
+    reach = geometry.dilation * (geometry.kernel - 1)
+    return (size + 2 * geometry.padding - reach - 1) // geometry.stride + 1
+
+
+def spatial_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, geometry: Geometry, groups: int):
+    """A k x k conv (stem or depthwise) with ReLU6 fused in place; TF 'SAME' padding when asked."""
+    padding = geometry.padding
+    if geometry.same_pad:
+        top, bottom = same_padding(x.shape[-2], geometry.kernel, geometry.stride, geometry.dilation)
+        left, right = same_padding(x.shape[-1], geometry.kernel, geometry.stride, geometry.dilation)
+        if top == bottom and left == right:
+            padding = (top, left)
+        else:
+            x, padding = F.pad(x, (left, right, top, bottom)), 0
+    y = F.conv2d(x, weight, bias, geometry.stride, padding, geometry.dilation, groups)
+    return y.clamp_(0.0, 6.0) if geometry.relu6 else y
+
+
+class SplitBottleneck(nn.Module):
+    """One op of Sec. 5.1: [first conv ->] depthwise -> projection, run over `splits` slices of the inner channels.
+
+    The first conv is the 1x1 expansion of a bottleneck, or the stem conv when the stem is fused with a t = 1
+    bottleneck (Table 3's note); None for a t = 1 bottleneck on its own (slices of the input feed the depthwise).
+    Weights are BN-folded; slice i's weights are views of rows/columns [start_i, stop_i) of the inner channels.
+    """
+
+    def __init__(
+        self,
+        *,
+        first: tuple[torch.Tensor, torch.Tensor, Geometry] | None,
+        depthwise: tuple[torch.Tensor, torch.Tensor, Geometry],
+        project: tuple[torch.Tensor, torch.Tensor, Geometry],
+        skip: bool,
+        splits: int,
+    ) -> None:
+        super().__init__()
+        dw_weight, dw_bias, self.dw_geometry = depthwise
+        inner = dw_weight.shape[0]
+        self.slices = channel_slices(inner, splits)
+        self.first_geometry = first[2] if first is not None else None
+        self.matmul_first = first is not None and first[2].kernel == 1 and first[2].stride == 1
+        if first is not None:
+            weight = (
+                first[0].flatten(1) if self.matmul_first else first[0].contiguous(memory_format=torch.channels_last)
+            )
+            self.register_buffer("first_weight", weight)
+            self.register_buffer("first_bias", first[1])
+        self.register_buffer("dw_weight", dw_weight.contiguous(memory_format=torch.channels_last))
+        self.register_buffer("dw_bias", dw_bias)
+        # The projection is stored transposed, (inner, out): slice i is then a block of whole rows.
+        self.register_buffer("project_weight_t", project[0].flatten(1).t().contiguous())
+        self.register_buffer("project_bias", project[1])
+        self.project_relu6 = project[2].relu6
+        self.skip = skip
+        self.out_channels = project[0].shape[0]
+        # shortcut="expansion" (Figure 6b, unsplit only): blocks hand their whole expansion output to the next,
+        # which adds it to its own.
+        self.keep_expansion = False
+        self.add_previous_expansion = False
+        self.parts = self.slice_weights()
+
+    def slice_weights(self) -> list[tuple[torch.Tensor | None, ...]]:
+        """Per slice: (first weight, first bias, depthwise weight, depthwise bias, projection weight (n/t, k')),
+        views into the buffers made once, so the forward loop does no slicing."""
+        parts = []
+        for start, stop in self.slices:
+            first_w = first_b = None
+            if self.first_geometry is not None:
+                first_w, first_b = self.first_weight[start:stop], self.first_bias[start:stop]
+                first_w = first_w.t() if self.matmul_first else first_w  # (k, n/t) for rows @ weight
+            dw_w, dw_b = self.dw_weight[start:stop], self.dw_bias[start:stop]
+            parts.append((first_w, first_b, dw_w, dw_b, self.project_weight_t[start:stop]))
+        return parts
+
+    def _apply(self, fn, recurse=True):
+        # .to() / .double() replace the buffers: remake the slice views on the new ones.
+        super()._apply(fn, recurse)
+        self.parts = self.slice_weights()
+        return self
+
+    def extra_repr(self) -> str:
+        return f"slices={len(self.slices)}, inner={self.dw_weight.shape[0]}, skip={self.skip}"
+
+    def forward(
+        self, x: torch.Tensor, previous_expansion: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(N, k, H, W) -> ((N, k', H', W'), expansion output or None); the expansion is only whole at t = 1."""
+        n, _, h, w = x.shape
+        if self.first_geometry is not None:
+            h, w = out_size(h, self.first_geometry), out_size(w, self.first_geometry)
+        h_out, w_out = out_size(h, self.dw_geometry), out_size(w, self.dw_geometry)
+        x_rows = as_rows(x) if self.matmul_first or self.skip else None  # (N·H·W, k), a view
+        out = x_rows + self.project_bias if self.skip and not self.project_relu6 else None  # (N·H'·W', k')
+        expansion = None
+        for (start, stop), (first_w, first_b, dw_w, dw_b, project_w) in zip(self.slices, self.parts, strict=True):
+            if self.matmul_first:
+                inner = as_image(torch.addmm(first_b, x_rows, first_w).clamp_(0.0, 6.0), n, h, w)  # (N, n/t, H, W)
+            elif first_w is not None:
+                inner = spatial_conv(x, first_w, first_b, self.first_geometry, groups=1)
+            else:
+                inner = x[:, start:stop]
+            if self.add_previous_expansion and previous_expansion is not None:
+                inner = inner + previous_expansion
+            dw = as_rows(spatial_conv(inner, dw_w, dw_b, self.dw_geometry, groups=stop - start))  # (N·H'·W', n/t)
+            expansion = inner if self.keep_expansion else None
+            del inner
+            out = torch.addmm(self.project_bias, dw, project_w) if out is None else out.addmm_(dw, project_w)
+            del dw
+        if self.project_relu6:
+            out.clamp_(0.0, 6.0)
+            if self.skip:
+                out += x_rows
+        return as_image(out, n, h_out, w_out), expansion
+
+
+class SplitHead(nn.Module):
+    """The last 1x1 conv (ReLU6) fused with global average pooling: slices of its channels are pooled right
+    away, so the (N, 1280, H, W) tensor never exists whole. Returns (N, 1280) pooled features."""
+
+    def __init__(self, *, weight: torch.Tensor, bias: torch.Tensor, relu6: bool, splits: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight.flatten(1))
+        self.register_buffer("bias", bias)
+        self.relu6 = relu6
+        self.slices = channel_slices(weight.shape[0], splits)
+
+    def extra_repr(self) -> str:
+        return f"slices={len(self.slices)}, channels={self.weight.shape[0]}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        rows = as_rows(x)
+        pooled = x.new_empty(n, self.weight.shape[0])
+        for start, stop in self.slices:
+            y = torch.addmm(self.bias[start:stop], rows, self.weight[start:stop].t())  # (N·H·W, c/t)
+            if self.relu6:
+                y.clamp_(0.0, 6.0)
+            torch.mean(y.view(n, h * w, stop - start), dim=1, out=pooled[:, start:stop])
+            del y
+        return pooled
