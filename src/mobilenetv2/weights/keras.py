@@ -153,16 +153,20 @@ def reference_model(path: Path, *, width: float, has_top: bool, num_classes: int
         return None
     import keras
 
-    model = keras.applications.MobileNetV2(
-        input_shape=(*input_size, 3),
-        alpha=width,
-        include_top=has_top,
-        weights=None,
-        classes=num_classes,
-        pooling=None if has_top else "avg",
-        classifier_activation=None,
-    )
-    model.load_weights(str(path))
+    try:
+        model = keras.applications.MobileNetV2(
+            input_shape=(*input_size, 3),
+            alpha=width,
+            include_top=has_top,
+            weights=None,
+            classes=num_classes,
+            pooling=None if has_top else "avg",
+            classifier_activation=None,
+        )
+        model.load_weights(str(path))
+    except Exception as exc:  # an old or incompatible Keras: report it, and check without a reference
+        log.warning("Keras %s could not load %s for the self-check (%s)", keras.__version__, path.name, exc)
+        return None
 
     def run(x: torch.Tensor) -> torch.Tensor:
         out = model(x.permute(0, 2, 3, 1).numpy(), training=False)
