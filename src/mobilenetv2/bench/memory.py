@@ -33,7 +33,7 @@ class LiveBytes(TorchDispatchMode):
         super().__init__()
         self.ignored = {t.untyped_storage().data_ptr() for t in ignore}
         self.live: dict[int, int] = {}
-        self.current = self.peak = 0
+        self.current = self.peak = self.largest = 0  # largest: the biggest single storage seen
         self.op = "input"
         self.op_peaks: dict[str, int] = {}
 
@@ -53,6 +53,7 @@ class LiveBytes(TorchDispatchMode):
         self.current += storage.nbytes()
         weakref.finalize(storage, self.release, key)
         self.peak = max(self.peak, self.current)
+        self.largest = max(self.largest, storage.nbytes())
         self.op_peaks[self.op] = max(self.op_peaks.get(self.op, 0), self.current)
 
     def release(self, key: int) -> None:
@@ -74,7 +75,12 @@ def measure_forward(model: nn.Module, x: torch.Tensor, ops: list[tuple[str, nn.M
     finally:
         for handle in handles:
             handle.remove()
-    return {"peak_bytes": tracker.peak, "per_op": tracker.op_peaks, "left_alive_bytes": tracker.current}
+    return {
+        "peak_bytes": tracker.peak,
+        "largest_tensor_bytes": tracker.largest,
+        "per_op": tracker.op_peaks,
+        "left_alive_bytes": tracker.current,
+    }
 
 
 def fast_ops(fast: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -1,0 +1,82 @@
+"""Measured activation memory: the live-storage tracker, and Sec. 5.1's split lowering the real peak."""
+
+import json
+
+import pytest
+import torch
+import torchvision
+
+import mobilenetv2
+from mobilenetv2.analysis import profile
+from mobilenetv2.bench.memory import LiveBytes, benchmark_memory, fast_ops, measure_forward, rss_child
+
+
+def test_tracker_counts_live_storages_once_and_forgets_freed_ones():
+    weight = torch.ones(100)
+    with torch.inference_mode(), LiveBytes(ignore=[weight]) as tracker:
+        a = torch.zeros(1000)  # 4000 bytes
+        b = a + 1  # 4000 more, live together: peak 8000
+        b.add_(1)  # in place: nothing new
+        view = b.view(10, 100)  # a view: nothing new
+        del a
+        c = torch.zeros(500)  # 2000 bytes while b (4000) lives
+        w = weight.t()  # a parameter's view: never counted
+        assert tracker.current == 6000
+        del b, view, c, w
+    assert tracker.peak == 8000
+    assert tracker.largest == 4000
+    assert tracker.current == 0
+
+
+def fast_peak(model: torch.nn.Module, x: torch.Tensor, splits: int) -> dict:
+    fast = mobilenetv2.for_inference(model, splits=splits)
+    return measure_forward(fast, x, fast_ops(fast))
+
+
+@pytest.fixture(scope="module")
+def small():
+    model = mobilenetv2.create_model("mobilenet_v2_035").eval()
+    return model, torch.randn(1, 3, 96, 96)
+
+
+def test_splitting_lowers_the_measured_peak_and_the_expansion_never_exists_whole(small):
+    model, x = small
+    peaks = {t: fast_peak(model, x, t) for t in (1, 2, 4)}
+    assert peaks[1]["peak_bytes"] > peaks[2]["peak_bytes"] > peaks[4]["peak_bytes"]
+    # blocks.1 expands 8 -> 48 channels at 48x48: the largest tensor of the unsplit forward.
+    expansion = 48 * 48 * 48 * 4
+    assert peaks[1]["largest_tensor_bytes"] == expansion
+    assert peaks[4]["largest_tensor_bytes"] < expansion / 2
+    assert all(p["left_alive_bytes"] == 0 for p in peaks.values())
+
+
+@pytest.mark.parametrize("splits", [2, 3])
+def test_measured_peak_is_within_the_analysis_bound(small, splits):
+    model, x = small
+    measured = fast_peak(model, x, splits)["peak_bytes"]
+    predicted = profile(model, 96, splits=splits).memory.predicted_peak_bytes
+    assert 0.9 * predicted <= measured <= predicted
+
+
+def test_split_peak_is_a_fraction_of_torchvision_eager(small):
+    model, x = small
+    reference = torchvision.models.mobilenet_v2(width_mult=0.35).eval()
+    names = [("features", reference.features)]
+    tv_peak = measure_forward(reference, x, names)["peak_bytes"]
+    assert fast_peak(model, x, 4)["peak_bytes"] < 0.5 * tv_peak
+
+
+def test_benchmark_writes_json_and_plot(tmp_path):
+    result = benchmark_memory(model_name="mobilenet_v2_035", resolution=64, max_splits=2, out_dir=tmp_path)
+    saved = json.loads((tmp_path / "memory.json").read_text())
+    assert saved["splits"]["2"]["peak_bytes"] == result["splits"]["2"]["peak_bytes"]
+    assert set(saved["splits"]) == {"1", "2"}
+    assert saved["torchvision_eager"]["peak_bytes"] > saved["splits"]["2"]["peak_bytes"]
+    assert "blocks.1" in saved["splits"]["1"]["per_op"]
+    assert (tmp_path / "memory.png").stat().st_size > 1000
+
+
+def test_rss_child_reports_a_peak_increase():
+    result = rss_child("mobilenet_v2_035", 256, "fast", 2)
+    assert result["maxrss_after_kib"] >= result["maxrss_before_kib"]
+    assert result["peak_increase_bytes"] >= 0
