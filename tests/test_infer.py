@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from conftest import randomize_bn_
 
 import mobilenetv2
+from conftest import randomize_bn_
 from mobilenetv2.infer.split import channel_slices
 
 ATOL = 1e-4

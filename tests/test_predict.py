@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_bn_
 from PIL import Image
 
 import mobilenetv2
+from conftest import randomize_bn_
 from mobilenetv2.cli import main
 from mobilenetv2.infer.predict import predict_files
 from mobilenetv2.preprocessing import default_preprocessing
