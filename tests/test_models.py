@@ -1,5 +1,6 @@
 """One suite over every registered model: a new variant is tested by registering it."""
 
+import copy
 import io
 
 import pytest
@@ -58,9 +59,7 @@ def test_channels_last_equals_contiguous(named_model):
     x = torch.randn(2, 3, 64, 80)
     with torch.no_grad():
         ref = model(x)
-        cl_model = build(_name(model)).eval()
-        cl_model.load_state_dict(model.state_dict())
-        cl = cl_model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+        cl = copy.deepcopy(model).to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
     torch.testing.assert_close(cl, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -69,12 +68,14 @@ def test_torchscript_round_trip(named_model):
     model.eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        traced = torch.jit.trace(model, x)
+        traced = torch.jit.trace(model, x, check_trace=False)
         buf = io.BytesIO()
         torch.jit.save(traced, buf)
         buf.seek(0)
         loaded = torch.jit.load(buf)
-        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=1e-6)
+        # Plain interpretation: the graph optimizer's warm-up runs cost seconds and prove nothing here.
+        with torch.jit.optimized_execution(False):
+            torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=1e-6)
 
 
 def test_224_forward_of_the_reference_widths():
@@ -93,7 +94,3 @@ def test_torch_export_round_trip():
     buf.seek(0)
     with torch.no_grad():
         torch.testing.assert_close(torch.export.load(buf).module()(x), model(x), rtol=0, atol=1e-6)
-
-
-def _name(model: torch.nn.Module) -> str:
-    return model.model_name
