@@ -24,6 +24,9 @@ class Source(Protocol):
     class_names: list[str]
     skipped: list[str]
 
+    def pin_memory(self) -> "Batch":  # called by DataLoader(pin_memory=True) for faster host-to-GPU copies
+        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.skipped)
+
     def __len__(self) -> int: ...
     def load(self, index: int) -> tuple[Image.Image, int]: ...
     def describe(self, index: int) -> str: ...

@@ -37,11 +37,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train as `cfg` says (recipe + overrides), write the run folder, return the summary (= summary.json)."""
     cfg = resolve(cfg)
     rt = setup(cfg.device)
-    threads = torch.get_num_threads()
+    # Process-wide switches the run may change; put them back for the caller.
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
         return Trainer(cfg, rt).run()
     finally:
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
         teardown(rt)
 
 
