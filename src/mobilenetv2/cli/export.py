@@ -15,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--int8", action="store_true", help="post-training static INT8 quantization (needs --calibration)")
     p.add_argument("--calibration", help="calibration images: an image folder (class subfolders ok), or 'digits'")
     p.add_argument("--calibration-size", type=int, default=300, help="calibration images to use (default 300)")
+    p.add_argument(
+        "--min-agreement", type=float, default=0.95, help="--int8: least top-1 agreement with fp32 to accept"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_model_args(p)
     p.set_defaults(func=run, model=None)
@@ -33,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         int8=args.int8,
         calibration=args.calibration,
         calibration_size=args.calibration_size,
+        min_agreement=args.min_agreement,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))

@@ -36,6 +36,7 @@ def export_from_file(
     int8: bool = False,
     calibration: str | None = None,
     calibration_size: int = 300,
+    min_agreement: float = 0.95,
 ) -> ExportResult:
     """Export weights (ours) or a fresh `model_name`; `input_size` defaults to the weights' preprocessing."""
     from mobilenetv2.models.mobilenet_v2 import check_resolution
@@ -57,5 +58,11 @@ def export_from_file(
     from mobilenetv2.export.int8 import export_int8
 
     return export_int8(
-        model, path, format=format, input_size=input_size, calibration=calibration, limit=calibration_size
+        model,
+        path,
+        format=format,
+        input_size=input_size,
+        calibration=calibration,
+        limit=calibration_size,
+        min_agreement=min_agreement,
     )

@@ -1,7 +1,7 @@
 """Run an exported model in its own runtime and compare it with PyTorch before anyone is told it worked."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ class ExportResult:
     input_size: tuple[int, int]
     precision: str = "fp32"
     top1_agreement: float | None = None
+    details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -33,6 +34,7 @@ class ExportResult:
             "input_size": list(self.input_size),
             "precision": self.precision,
             "top1_agreement": self.top1_agreement,
+            **self.details,
         }
 
 

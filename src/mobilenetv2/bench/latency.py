@@ -1,0 +1,152 @@
+"""`mobilenetv2 bench`: latency (batch 1) and throughput (batch N) of every inference path, side by side.
+
+Timing: each path runs `warmup` calls first; then for `rounds` rounds every path runs a block of `block`
+timed calls, the order of the paths rotating from round to round, so slow drifts of a shared machine (other
+processes, clock changes) spread over all paths instead of landing on one. Median and p90 are over all timed
+calls of a path.
+"""
+
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mobilenetv2.bench.paths import ALL_PATHS, BenchPath, build_paths, temporary_workdir
+from mobilenetv2.bench.report import write_outputs
+from mobilenetv2.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def time_paths(
+    paths: list[BenchPath], x: np.ndarray, *, warmup: int, rounds: int, block: int, desc: str
+) -> dict[str, list[float]]:
+    """Seconds per call for each path, from interleaved blocks."""
+    for path in paths:
+        for _ in range(warmup):
+            path.run(x)
+    times: dict[str, list[float]] = {p.name: [] for p in paths}
+    for r in tqdm(range(rounds), desc=desc, unit="round", leave=False):
+        order = paths[r % len(paths) :] + paths[: r % len(paths)]
+        for path in order:
+            for _ in range(block):
+                start = time.perf_counter()
+                path.run(x)
+                times[path.name].append(time.perf_counter() - start)
+    return times
+
+
+def stats(seconds: list[float], batch: int) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000.0
+    median = float(np.median(ms))
+    return {
+        "median_ms": median,
+        "p90_ms": float(np.percentile(ms, 90)),
+        "images_per_second": batch * 1000.0 / median,
+        "calls": len(ms),
+    }
+
+
+def machine() -> dict[str, object]:
+    import onnxruntime
+    import openvino
+
+    return {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "openvino": openvino.__version__,
+    }
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def summarize(rows: list[dict]) -> dict[str, float | None]:
+    """The ratios the targets are stated in (batch-1 medians; fp32 against fp32, like with like)."""
+    by = {r["name"]: r["latency"]["median_ms"] for r in rows}
+    fp32 = [r for r in rows if r["precision"] == "fp32"]
+    own = [r["latency"]["median_ms"] for r in fp32 if r["group"] == "project"]
+    peers = [r["latency"]["median_ms"] for r in fp32 if r["group"] == "peer"]
+    return {
+        "fastest_project_fp32_over_fastest_peer_fp32": min(own) / min(peers) if own and peers else None,
+        "fast_over_torchvision_eager": by["fast"] / by["torchvision"] if {"fast", "torchvision"} <= by.keys() else None,
+        "split_over_fast": by["split"] / by["fast"] if {"split", "fast"} <= by.keys() else None,
+    }
+
+
+def benchmark_latency(
+    *,
+    model_name: str = "mobilenet_v2_100",
+    weights: str | None = None,
+    resolution: tuple[int, int] = (224, 224),
+    batch_size: int = 8,
+    paths: list[str] | None = None,
+    splits: int = 2,
+    threads: int = 2,
+    warmup: int = 10,
+    rounds: int = 10,
+    block: int = 5,
+    out_dir: str | Path | None = None,
+) -> dict:
+    """Time every path at batch 1 (latency) and `batch_size` (throughput); writes bench.json, bench.md and
+    bench.png into `out_dir` when given. Returns the same dict as bench.json."""
+    import mobilenetv2
+
+    names = list(paths or ALL_PATHS)
+    unknown = [n for n in names if n not in ALL_PATHS]
+    if unknown:
+        raise UserError(f"unknown bench path {unknown[0]!r}; choose from {', '.join(ALL_PATHS)}")
+    if min(warmup, rounds - 1, block - 1, batch_size - 1, threads - 1, splits - 1) < 0:
+        raise UserError("warmup must be >= 0; rounds, block, batch size, threads and splits >= 1")
+    torch.set_num_threads(threads)
+    model = mobilenetv2.load(weights) if weights else mobilenetv2.create_model(model_name).eval()
+    rng = np.random.default_rng(0)
+    with temporary_workdir() as tmp:
+        built = build_paths(
+            model, input_size=resolution, names=names, splits=splits, threads=threads, workdir=Path(tmp)
+        )
+        if not built:
+            raise UserError("no bench path could be built")
+        result_rows = []
+        timings = {}
+        for label, batch in (("latency", 1), ("throughput", batch_size)):
+            x = rng.standard_normal((batch, 3, *resolution)).astype(np.float32)
+            timings[label] = time_paths(built, x, warmup=warmup, rounds=rounds, block=block, desc=f"{label} b{batch}")
+        for p in built:
+            row = {"name": p.name, "group": p.group, "runtime": p.runtime, "precision": p.precision}
+            row["latency"] = stats(timings["latency"][p.name], 1)
+            row["throughput"] = stats(timings["throughput"][p.name], batch_size)
+            result_rows.append(row)
+    base = next((r["latency"]["median_ms"] for r in result_rows if r["name"] == "torchvision"), None)
+    for r in result_rows:
+        r["latency_vs_torchvision"] = r["latency"]["median_ms"] / base if base else None
+    result = {
+        "model": weights or model_name,
+        "resolution": list(resolution),
+        "batch_size": batch_size,
+        "splits": splits,
+        "timing": {"warmup": warmup, "rounds": rounds, "block": block},
+        "machine": machine(),
+        "rows": result_rows,
+        "summary": summarize(result_rows),
+    }
+    if out_dir is not None:
+        write_outputs(result, Path(out_dir))
+    return result

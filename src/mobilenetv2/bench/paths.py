@@ -1,0 +1,199 @@
+"""The inference paths `mobilenetv2 bench` times: the project's own and what a user would pick instead.
+
+Each path is built once (exports and INT8 quantization happen here, outside the timed region) and becomes a
+callable on a float32 NCHW numpy batch. Every runtime gets the same thread count.
+"""
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+Run = Callable[[np.ndarray], object]
+
+
+@dataclass(frozen=True)
+class BenchPath:
+    """One row of the table: `group` is "project" or "peer"; `precision` what the arithmetic runs in."""
+
+    name: str
+    group: str
+    runtime: str
+    precision: str
+    run: Run
+
+
+PROJECT_PATHS = (
+    "eager",
+    "fast",
+    "split",
+    "onnxruntime",
+    "openvino",
+    "torchscript",
+    "int8-onnxruntime",
+    "int8-openvino",
+    "int8-torch-x86",
+)
+PEER_PATHS = ("torchvision", "torchvision-onnxruntime", "torchvision-openvino")
+ALL_PATHS = PROJECT_PATHS + PEER_PATHS
+
+
+def torch_run(module: nn.Module, *, channels_last: bool = False) -> Run:
+    def run(x: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(x)
+        with torch.inference_mode():
+            return module(t.contiguous(memory_format=torch.channels_last) if channels_last else t)
+
+    return run
+
+
+def ort_run(path: Path, threads: int) -> Run:
+    from mobilenetv2.export.onnx import ort_session
+
+    session = ort_session(path, threads=threads)
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})
+
+
+def openvino_run(path: Path, threads: int) -> Run:
+    from mobilenetv2.export.openvino import compile_openvino
+
+    request = compile_openvino(path, threads=threads).create_infer_request()
+    return lambda x: request.infer([x])
+
+
+def torchvision_onnx(input_size: tuple[int, int], path: Path) -> Path:
+    """torchvision's mobilenet_v2 through torch.onnx.export's defaults, as a user would export it."""
+    import warnings
+
+    from torchvision.models import mobilenet_v2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            mobilenet_v2().eval(),
+            (torch.zeros(1, 3, *input_size),),
+            str(path),
+            dynamo=False,
+            opset_version=18,
+            input_names=["input"],
+            dynamic_axes={"input": {0: "batch"}},
+        )
+    return path
+
+
+def int8_calibration(input_size: tuple[int, int], count: int = 32) -> np.ndarray:
+    """Speed does not depend on what the ranges are calibrated on: a few random images suffice for timing."""
+    return np.random.default_rng(0).standard_normal((count, 3, *input_size)).astype(np.float32)
+
+
+def build_paths(
+    model: nn.Module, *, input_size: tuple[int, int], names: list[str], splits: int, threads: int, workdir: Path
+) -> list[BenchPath]:
+    """Build the requested paths for `model` (eval), exporting into `workdir`."""
+    from mobilenetv2.export import export_model
+
+    model = model.eval()
+    built: list[BenchPath] = []
+    onnx_file = workdir / "model.onnx"
+
+    def add(name: str, group: str, runtime: str, precision: str, make: Callable[[], Run]) -> None:
+        if name not in names:
+            return
+        try:
+            built.append(BenchPath(name, group, runtime, precision, make()))
+        except ImportError as exc:  # a path whose library is not there yet is left out, with the reason
+            log.warning("bench: %s left out (%s)", name, exc)
+
+    def need_onnx() -> Path:
+        if not onnx_file.exists():
+            export_model(model, onnx_file, format="onnx", input_size=input_size)
+        return onnx_file
+
+    def fast(t: int) -> Run:
+        from mobilenetv2.infer import for_inference
+
+        return torch_run(for_inference(model, splits=t), channels_last=True)
+
+    add("eager", "project", "pytorch", "fp32", lambda: torch_run(model))
+    add("fast", "project", "pytorch", "fp32", lambda: fast(1))
+    add("split", "project", "pytorch", "fp32", lambda: fast(splits))
+    add("onnxruntime", "project", "onnxruntime", "fp32", lambda: ort_run(need_onnx(), threads))
+    add("openvino", "project", "openvino", "fp32", lambda: openvino_run(export_ir(model, workdir, input_size), threads))
+    add("torchscript", "project", "pytorch", "fp32", lambda: torch_run(export_ts(model, workdir, input_size)))
+    add("int8-onnxruntime", "project", "onnxruntime", "int8", lambda: ort_run(int8_onnx(need_onnx(), workdir), threads))
+    add("int8-openvino", "project", "openvino", "int8", lambda: openvino_run(int8_ir(need_onnx(), workdir), threads))
+    add("int8-torch-x86", "project", "pytorch", "int8", lambda: torch_run(int8_torch(model, input_size)))
+    add("torchvision", "peer", "pytorch", "fp32", lambda: torch_run(torchvision_eager()))
+    tv_onnx = workdir / "torchvision.onnx"
+    add(
+        "torchvision-onnxruntime",
+        "peer",
+        "onnxruntime",
+        "fp32",
+        lambda: ort_run(tv_onnx if tv_onnx.exists() else torchvision_onnx(input_size, tv_onnx), threads),
+    )
+    add(
+        "torchvision-openvino",
+        "peer",
+        "openvino",
+        "fp32",
+        lambda: openvino_run(tv_onnx if tv_onnx.exists() else torchvision_onnx(input_size, tv_onnx), threads),
+    )
+    return built
+
+
+def torchvision_eager() -> nn.Module:
+    from torchvision.models import mobilenet_v2
+
+    return mobilenet_v2().eval()
+
+
+def export_ir(model: nn.Module, workdir: Path, input_size: tuple[int, int]) -> Path:
+    from mobilenetv2.export import export_model
+
+    return export_model(model, workdir / "model.xml", format="openvino", input_size=input_size).path
+
+
+def export_ts(model: nn.Module, workdir: Path, input_size: tuple[int, int]) -> nn.Module:
+    from mobilenetv2.export import export_model
+    from mobilenetv2.export.torchscript import load_torchscript
+
+    return load_torchscript(export_model(model, workdir / "model.pt", format="torchscript", input_size=input_size).path)
+
+
+def int8_onnx(fp32: Path, workdir: Path) -> Path:
+    from mobilenetv2.export.int8 import quantize_onnx
+
+    size = tuple(int(d.dim_value) for d in _onnx_input_dims(fp32)[2:])
+    return quantize_onnx(fp32, workdir / "model.int8.onnx", int8_calibration(size))
+
+
+def int8_ir(fp32: Path, workdir: Path) -> Path:
+    from mobilenetv2.export.int8 import quantize_openvino
+
+    size = tuple(int(d.dim_value) for d in _onnx_input_dims(fp32)[2:])
+    return quantize_openvino(fp32, workdir / "model.int8.xml", int8_calibration(size))
+
+
+def int8_torch(model: nn.Module, input_size: tuple[int, int]) -> nn.Module:
+    from mobilenetv2.export.int8 import quantize_torch_x86
+
+    return quantize_torch_x86(model, input_size, int8_calibration(input_size))
+
+
+def _onnx_input_dims(path: Path):
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+
+
+def temporary_workdir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="mobilenetv2-bench-")

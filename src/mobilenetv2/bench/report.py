@@ -1,0 +1,66 @@
+"""bench.json, a markdown table (bench.md) and a bar plot (bench.png) of a latency/throughput run."""
+
+import json
+from pathlib import Path
+
+
+def format_table(result: dict) -> str:
+    """Markdown: one row per path, batch-1 latency (median, p90), throughput at batch N, ratio to torchvision."""
+    n = result["batch_size"]
+    lines = [
+        f"| path | group | runtime | precision | latency b1 median ms | p90 ms | vs torchvision | "
+        f"throughput b{n} img/s |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in sorted(result["rows"], key=lambda r: r["latency"]["median_ms"]):
+        ratio = r.get("latency_vs_torchvision")
+        lines.append(
+            f"| {r['name']} | {r['group']} | {r['runtime']} | {r['precision']} | {r['latency']['median_ms']:.2f} | "
+            f"{r['latency']['p90_ms']:.2f} | {f'{ratio:.2f}x' if ratio else '-'} | "
+            f"{r['throughput']['images_per_second']:.1f} |"
+        )
+    m = result["machine"]
+    h, w = result["resolution"]
+    lines += [
+        "",
+        f"{result['model']}, {h}x{w}, {m['cpu']}, {m['threads']} threads, load average at start "
+        f"{m['load_average'][0]:.2f}; torch {m['torch']}, onnxruntime {m['onnxruntime']}, openvino {m['openvino']}.",
+    ]
+    summary = {k: v for k, v in result["summary"].items() if v is not None}
+    if summary:
+        lines.append("Ratios (batch-1 medians): " + ", ".join(f"{k} = {v:.3f}" for k, v in summary.items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(result["rows"], key=lambda r: -r["latency"]["median_ms"])
+    labels = [f"{r['name']} ({r['precision']})" for r in rows]
+    colors = ["tab:blue" if r["group"] == "project" else "tab:gray" for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.5), sharey=True)
+    medians = [r["latency"]["median_ms"] for r in rows]
+    p90 = [r["latency"]["p90_ms"] - r["latency"]["median_ms"] for r in rows]
+    ax1.barh(labels, medians, xerr=[[0] * len(rows), p90], color=colors)
+    ax1.set_xlabel("batch-1 latency, ms (bar: median, whisker: p90)")
+    ax2.barh(labels, [r["throughput"]["images_per_second"] for r in rows], color=colors)
+    ax2.set_xlabel(f"throughput at batch {result['batch_size']}, images/s")
+    m = result["machine"]
+    fig.suptitle(
+        f"{result['model']} {result['resolution'][0]}x{result['resolution'][1]} on {m['cpu']}, "
+        f"{m['threads']} threads (blue: this project, gray: torchvision)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(result: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out_dir / "bench.md").write_text(format_table(result))
+    plot(result, out_dir / "bench.png")

@@ -1,0 +1,70 @@
+"""`mobilenetv2 bench`: latency/throughput of every inference path (default), `--memory`, or `--train`."""
+
+import argparse
+import importlib
+import json
+
+from mobilenetv2.cli._common import parse_resolution
+from mobilenetv2.errors import UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="latency/throughput table of every inference path; --memory; --train")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--memory", action="store_true", help="peak activation memory per block, splits 1..t")
+    mode.add_argument("--train", action="store_true", help="training step throughput")
+    p.add_argument("--model", default="mobilenet_v2_100", help="registered model name (random init)")
+    p.add_argument("--weights", help="a weights file of ours instead of --model")
+    p.add_argument("--resolution", type=parse_resolution, default=(224, 224), help="N or HxW (default 224)")
+    p.add_argument("--batch-size", type=int, help="throughput batch (default 8; --train: 32)")
+    p.add_argument("--paths", help="comma-separated subset of the paths (default: all)")
+    p.add_argument("--splits", type=int, help="t of the split path (default 2; --memory: largest t, default 5)")
+    p.add_argument("--threads", type=int, default=2, help="threads every runtime gets (default 2)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed calls per path first")
+    p.add_argument("--rounds", type=int, default=10, help="rounds of interleaved blocks")
+    p.add_argument("--block", type=int, default=5, help="timed calls per path per round")
+    p.add_argument("--steps", type=int, default=5, help="--train: timed steps per round (default 5)")
+    p.add_argument("--out", help="write bench.json, bench.md and bench.png (or the --memory/--train outputs) here")
+    p.set_defaults(func=run)
+
+
+def contract(module: str, name: str, flag: str):
+    """The other team's benchmark entry point, or a clear error until it lands."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise UserError(f"bench {flag} is not available yet: {module}.{name} is missing") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.memory:
+        benchmark_memory = contract("mobilenetv2.bench.memory", "benchmark_memory", "--memory")
+        result = benchmark_memory(
+            model_name=args.model, resolution=args.resolution[0], max_splits=args.splits or 5, out_dir=args.out
+        )
+    elif args.train:
+        benchmark_training = contract("mobilenetv2.bench.training", "benchmark_training", "--train")
+        result = benchmark_training(
+            batch_size=args.batch_size or 32, resolution=args.resolution[0], steps=args.steps, out_dir=args.out
+        )
+    else:
+        from mobilenetv2.bench.latency import benchmark_latency
+        from mobilenetv2.bench.report import format_table
+
+        result = benchmark_latency(
+            model_name=args.model,
+            weights=args.weights,
+            resolution=args.resolution,
+            batch_size=args.batch_size or 8,
+            paths=args.paths.split(",") if args.paths else None,
+            splits=args.splits or 2,
+            threads=args.threads,
+            warmup=args.warmup,
+            rounds=args.rounds,
+            block=args.block,
+            out_dir=args.out,
+        )
+        print(format_table(result))
+        return 0
+    print(json.dumps(result, indent=1, default=str))
+    return 0

@@ -1,0 +1,54 @@
+"""`mobilenetv2 bench`: the CLI runs end to end on a tiny setting and writes its table, JSON and plot (no timing
+assertions: speed is what the command measures, not what tests check)."""
+
+import json
+import sys
+import types
+
+import pytest
+
+from mobilenetv2.cli import main
+
+
+def test_bench_writes_table_json_and_plot(tmp_path, capsys):
+    argv = ["bench", "--model", "mobilenet_v2_035", "--resolution", "32", "--paths", "eager,onnxruntime,torchvision"]
+    argv += ["--warmup", "1", "--rounds", "2", "--block", "1", "--batch-size", "2", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["name"] for r in result["rows"]} == {"eager", "onnxruntime", "torchvision"}
+    for row in result["rows"]:
+        assert row["precision"] == "fp32" and row["latency"]["calls"] == 2
+        assert row["latency"]["median_ms"] > 0 and row["latency"]["p90_ms"] >= row["latency"]["median_ms"]
+        assert row["name"] in table
+    assert result["machine"]["cpu"] and result["machine"]["threads"] == 2
+    assert result["summary"]["fastest_project_fp32_over_fastest_peer_fp32"] > 0
+    assert (tmp_path / "bench.png").stat().st_size > 0 and (tmp_path / "bench.md").read_text().startswith("| path")
+
+
+def test_bench_rejects_unknown_paths(capsys):
+    assert main(["bench", "--paths", "eager,warp-drive"]) == 2
+    assert "unknown bench path 'warp-drive'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "module", "function", "keyword"),
+    [
+        ("--memory", "mobilenetv2.bench.memory", "benchmark_memory", "max_splits"),
+        ("--train", "mobilenetv2.bench.training", "benchmark_training", "batch_size"),
+    ],
+)
+def test_bench_dispatches_to_the_other_benchmarks(flag, module, function, keyword, monkeypatch, capsys):
+    calls = []
+    stub = types.ModuleType(module)
+    setattr(stub, function, lambda **kw: calls.append(kw) or {"ok": True})
+    monkeypatch.setitem(sys.modules, module, stub)
+    assert main(["bench", flag, "--resolution", "64"]) == 0
+    assert calls and calls[0]["resolution"] == 64 and keyword in calls[0]
+    assert json.loads(capsys.readouterr().out) == {"ok": True}
+
+
+def test_bench_flag_without_its_benchmark_says_so(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "mobilenetv2.bench.memory", types.ModuleType("mobilenetv2.bench.memory"))
+    assert main(["bench", "--memory"]) == 2
+    assert "not available yet" in capsys.readouterr().err
