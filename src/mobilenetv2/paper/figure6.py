@@ -103,6 +103,7 @@ def plot(summary: dict[str, dict], budget: Budget, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     titles = {"a": "(a) impact of non-linearity in the bottleneck", "b": "(b) impact of residual blocks"}
@@ -116,6 +117,7 @@ def plot(summary: dict[str, dict], budget: Budget, path: Path) -> None:
             ax.fill_between(s["epochs"], lo, hi, color=line.get_color(), alpha=0.2)
         ax.set_title(titles[panel])
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

@@ -29,7 +29,7 @@ HEADERS = (
     "model",
     "params (ours)",
     "params (paper)",
-    "params (own source, ours in its convention)",
+    "params (own source; ours counted its way)",
     "MAdds (ours)",
     "MAdds (paper)",
     "MAdds (own source)",
@@ -77,7 +77,7 @@ def measure_row(row, *, repeats: int) -> dict:
 
 
 def as_cells(r: dict) -> list:
-    own = f"{r['own_params_m']}M ({r['params_own_convention'] / 1e6:.2f}M)"
+    own = f"{r['own_params_m']}M ({r['params_own_convention']:,})"
     return [
         r["network"],
         f"`{r['model']}`",
