@@ -144,3 +144,13 @@ def test_missing_weights_is_a_one_line_usage_error(images, capsys):
     assert main(["predict", str(images / "rgb.jpg")]) == 2
     err = capsys.readouterr().err
     assert "--weights" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_1000_class_file_without_names_gets_the_imagenet_labels():
+    from mobilenetv2.infer.predict import class_labels
+
+    model = mobilenetv2.create_model("mobilenet_v2_035")
+    model.class_names = None
+    labels = class_labels(model, 1000)
+    assert labels[0] == "tench" and len(set(labels)) > 990
+    assert class_labels(model, 3) == ["0", "1", "2"]

@@ -121,10 +121,13 @@ def benchmark_memory(
     with splits 1..max_splits; with `rss_resolution`, also each path's process peak RSS on that input size."""
     import torchvision
 
+    from mobilenetv2.models import MobileNetV2
     from mobilenetv2.registry import create_model
 
     torch.manual_seed(0)
     model = create_model(model_name).eval()
+    if not isinstance(model, MobileNetV2):
+        raise ValueError(f"bench --memory measures MobileNetV2 variants; {model_name} is {type(model).__name__}")
     width = model.width
     reference = torchvision.models.mobilenet_v2(width_mult=width).eval()
     x = torch.randn(1, 3, resolution, resolution)
