@@ -7,7 +7,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train + evaluate + export on the built-in digits (CPU, a few minutes)")
     p.add_argument("--out", help="run folder (default runs/demo-<UTC time>)")
     p.add_argument("--max-steps", type=int, default=0, help="stop training early (smoke test); 0 = full recipe")
-    p.add_argument("--threads", type=int, help="CPU threads (default: the cores not busy with other work)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: reproducible, robust when busy)")
     p.set_defaults(func=run)
 
 
@@ -16,5 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_steps < 0:
         raise ValueError(f"--max-steps must be >= 0, got {args.max_steps}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     print(run_demo(out=args.out, max_steps=args.max_steps, threads=args.threads))
     return 0

@@ -112,14 +112,3 @@ def make_deterministic(enabled: bool) -> None:
         torch.backends.cudnn.benchmark = False
     else:
         torch.backends.cudnn.benchmark = True
-
-
-def idle_cpu_threads() -> int:
-    """CPU threads worth using now: cores minus the recent load of other processes, at least 1. On a busy
-    machine extra threads only wait for each other (measured here: 2 threads 10x slower than 1 at load 9)."""
-    cores = torch.get_num_threads()
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return cores
-    return max(1, min(cores, int(os.cpu_count() or cores) - round(load)))
