@@ -30,6 +30,11 @@ def batches(x: np.ndarray, size: int = CALIBRATION_BATCH) -> list[np.ndarray]:
     return [x[i : i + size] for i in range(0, len(x), size)]
 
 
+class NoPreprocessingHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def quantize_onnx(fp32_path: Path, path: Path, calibration: np.ndarray) -> Path:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -41,18 +46,23 @@ def quantize_onnx(fp32_path: Path, path: Path, calibration: np.ndarray) -> Path:
             item = next(self.items, None)
             return None if item is None else {"input": item}
 
-    quantize_static(
-        str(fp32_path),
-        str(path),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        # 7-bit weights: x86 CPUs without VNNI multiply u8 x s8 pairs into saturating int16 sums (AVX2
-        # vpmaddubsw); full-range weights overflow there (measured on digits: 85% -> 97.5% top-1 agreement).
-        reduce_range=True,
-    )
+    hint = NoPreprocessingHint()  # onnxruntime suggests its own shape pre-pass; our graph is already optimized
+    logging.getLogger().addFilter(hint)
+    try:
+        quantize_static(
+            str(fp32_path),
+            str(path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            # 7-bit weights: x86 CPUs without VNNI multiply u8 x s8 pairs into saturating int16 sums (AVX2
+            # vpmaddubsw); full-range weights overflow there (measured on digits: 85% -> 97.5% top-1 agreement).
+            reduce_range=True,
+        )
+    finally:
+        logging.getLogger().removeFilter(hint)
     return path
 
 
