@@ -1,11 +1,9 @@
 """`mobilenetv2 bench`: latency/throughput of every inference path (default), `--memory`, or `--train`."""
 
 import argparse
-import importlib
 import json
 
 from mobilenetv2.cli._common import parse_resolution
-from mobilenetv2.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,26 +22,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=10, help="rounds of interleaved blocks")
     p.add_argument("--block", type=int, default=5, help="timed calls per path per round")
     p.add_argument("--steps", type=int, default=5, help="--train: timed steps per round (default 5)")
+    p.add_argument("--rss", type=int, help="--memory: also each path's process peak RSS at this input size")
     p.add_argument("--out", help="write bench.json, bench.md and bench.png (or the --memory/--train outputs) here")
     p.set_defaults(func=run)
 
 
-def contract(module: str, name: str, flag: str):
-    """The other team's benchmark entry point, or a clear error until it lands."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise UserError(f"bench {flag} is not available yet: {module}.{name} is missing") from None
-
-
 def run(args: argparse.Namespace) -> int:
     if args.memory:
-        benchmark_memory = contract("mobilenetv2.bench.memory", "benchmark_memory", "--memory")
+        from mobilenetv2.bench.memory import benchmark_memory
+
         result = benchmark_memory(
-            model_name=args.model, resolution=args.resolution[0], max_splits=args.splits or 5, out_dir=args.out
+            model_name=args.model,
+            resolution=args.resolution[0],
+            max_splits=args.splits or 5,
+            out_dir=args.out,
+            rss_resolution=args.rss,
         )
     elif args.train:
-        benchmark_training = contract("mobilenetv2.bench.training", "benchmark_training", "--train")
+        from mobilenetv2.bench.training import benchmark_training
+
         result = benchmark_training(
             batch_size=args.batch_size or 32, resolution=args.resolution[0], steps=args.steps, out_dir=args.out
         )
