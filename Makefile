@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/mobilenetv2 info mobilenet_v2
+	$(VENV)/bin/mobilenetv2 demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests
