@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mobilenetv2.bench.machine import cpu_name
 from mobilenetv2.bench.paths import ALL_PATHS, BenchPath, build_paths, temporary_workdir
 from mobilenetv2.bench.report import write_outputs
 from mobilenetv2.errors import UserError
@@ -57,7 +58,7 @@ def machine() -> dict[str, object]:
     import openvino
 
     return {
-        "cpu": cpu_model(),
+        "cpu": cpu_name(),
         "logical_cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (OpenMP threads spin)"),
@@ -67,16 +68,6 @@ def machine() -> dict[str, object]:
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino.__version__,
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def summarize(rows: list[dict]) -> dict[str, float | None]:

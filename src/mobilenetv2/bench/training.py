@@ -7,7 +7,6 @@ both alike; the reported figure is each side's median block. The baseline is fp3
 the resolved precision, and torch.compile when asked.
 """
 
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mobilenetv2.bench.machine import cpu_name
 from mobilenetv2.train.config import TrainConfig, resolve
 from mobilenetv2.train.optim import build_optimizer
 from mobilenetv2.train.records import write_json
@@ -57,16 +57,6 @@ def _block(step: Callable, x: torch.Tensor, y: torch.Tensor, steps: int, device:
     if device.type == "cuda":
         torch.cuda.synchronize()
     return steps * len(x) / (time.perf_counter() - start)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def benchmark_training(

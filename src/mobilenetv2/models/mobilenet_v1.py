@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mobilenetv2.layers import ConvNormAct
+from mobilenetv2.layers.init import init_weights_
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,7 @@ class MobileNetV1(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)  # (N, 32α, H/2, W/2)

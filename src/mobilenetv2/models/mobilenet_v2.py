@@ -8,6 +8,7 @@ from torch import nn
 
 from mobilenetv2.layers import ConvNormAct, InvertedResidual
 from mobilenetv2.layers.conv_norm_act import Padding
+from mobilenetv2.layers.init import init_weights_
 from mobilenetv2.layers.inverted_residual import BottleneckActivation, Shortcut
 from mobilenetv2.models.features import FeatureInfo, FeaturesMixin
 
@@ -133,17 +134,7 @@ class MobileNetV2(FeaturesMixin, nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights_(self)
 
     def forward_body(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, 1280·max(1, α), H/os, W/os): everything before pooling."""
