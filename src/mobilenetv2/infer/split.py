@@ -49,16 +49,44 @@ def out_size(size: int, geometry: Geometry) -> int:
     return (size + 2 * geometry.padding - reach - 1) // geometry.stride + 1
 
 
+def _fused_ops_available() -> bool:
+    """oneDNN's fused conv/linear + activation ops (what PyTorch's own compiler emits on x86 CPUs)."""
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+FUSED = _fused_ops_available()
+
+
+def _fusable(x: torch.Tensor) -> bool:
+    return FUSED and x.device.type == "cpu" and x.dtype == torch.float32
+
+
+def linear_relu6(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """ReLU6(rows @ weight.T + bias) for (M, k) rows and an (n, k) weight: one fused oneDNN call on CPU,
+    which saves the bias broadcast and a separate clamp pass over the (M, n) result."""
+    if _fusable(rows):
+        return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "hardtanh", [0.0, 6.0], "")
+    return torch.addmm(bias, rows, weight.t()).clamp_(0.0, 6.0)
+
+
 def spatial_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, geometry: Geometry, groups: int):
-    """A k x k conv (stem or depthwise) with ReLU6 fused in place; TF 'SAME' padding when asked."""
-    padding = geometry.padding
+    """A k x k conv (stem or depthwise) with ReLU6 fused; TF 'SAME' padding when asked."""
+    padding = (geometry.padding, geometry.padding)
     if geometry.same_pad:
         top, bottom = same_padding(x.shape[-2], geometry.kernel, geometry.stride, geometry.dilation)
         left, right = same_padding(x.shape[-1], geometry.kernel, geometry.stride, geometry.dilation)
         if top == bottom and left == right:
             padding = (top, left)
         else:
-            x, padding = F.pad(x, (left, right, top, bottom)), 0
+            x, padding = F.pad(x, (left, right, top, bottom)), (0, 0)
+    if geometry.relu6 and _fusable(x):
+        stride, dilation = [geometry.stride] * 2, [geometry.dilation] * 2
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, weight, bias, list(padding), stride, dilation, groups, "hardtanh", [0.0, 6.0], ""
+        )
     y = F.conv2d(x, weight, bias, geometry.stride, padding, geometry.dilation, groups)
     return y.clamp_(0.0, 6.0) if geometry.relu6 else y
 
@@ -114,7 +142,6 @@ class SplitBottleneck(nn.Module):
             first_w = first_b = None
             if self.first_geometry is not None:
                 first_w, first_b = self.first_weight[start:stop], self.first_bias[start:stop]
-                first_w = first_w.t() if self.matmul_first else first_w  # (k, n/t) for rows @ weight
             dw_w, dw_b = self.dw_weight[start:stop], self.dw_bias[start:stop]
             parts.append((first_w, first_b, dw_w, dw_b, self.project_weight_t[start:stop]))
         return parts
@@ -141,7 +168,7 @@ class SplitBottleneck(nn.Module):
         expansion = None
         for (start, stop), (first_w, first_b, dw_w, dw_b, project_w) in zip(self.slices, self.parts, strict=True):
             if self.matmul_first:
-                inner = as_image(torch.addmm(first_b, x_rows, first_w).clamp_(0.0, 6.0), n, h, w)  # (N, n/t, H, W)
+                inner = as_image(linear_relu6(x_rows, first_w, first_b), n, h, w)  # (N, n/t, H, W)
             elif first_w is not None:
                 inner = spatial_conv(x, first_w, first_b, self.first_geometry, groups=1)
             else:
@@ -179,9 +206,9 @@ class SplitHead(nn.Module):
         rows = as_rows(x)
         pooled = x.new_empty(n, self.weight.shape[0])
         for start, stop in self.slices:
-            y = torch.addmm(self.bias[start:stop], rows, self.weight[start:stop].t())  # (N·H·W, c/t)
-            if self.relu6:
-                y.clamp_(0.0, 6.0)
+            weight, bias = self.weight[start:stop], self.bias[start:stop]
+            # (N·H·W, c/t)
+            y = linear_relu6(rows, weight, bias) if self.relu6 else torch.addmm(bias, rows, weight.t())
             torch.mean(y.view(n, h * w, stop - start), dim=1, out=pooled[:, start:stop])
             del y
         return pooled
