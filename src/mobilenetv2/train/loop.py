@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.data.loader import eval_loader, train_loader
 from mobilenetv2.train import setup as build
 from mobilenetv2.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
@@ -24,7 +25,7 @@ from mobilenetv2.train.config import TrainConfig, resolve, to_toml
 from mobilenetv2.train.ema import ModelEMA
 from mobilenetv2.train.evaluate import evaluate
 from mobilenetv2.train.optim import build_optimizer, lr_at, set_lr
-from mobilenetv2.train.records import TensorBoard, plot_curves, write_json, write_metrics, write_text_atomic
+from mobilenetv2.train.records import TensorBoard, plot_curves, write_json, write_metrics
 from mobilenetv2.train.runtime import Runtime, all_sum, make_deterministic, resolve_precision, setup, teardown
 from mobilenetv2.train.step import TrainStep
 

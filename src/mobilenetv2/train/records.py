@@ -2,9 +2,10 @@
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from mobilenetv2.atomic import atomic_path, write_text_atomic
 
 METRIC_COLUMNS = (
     "epoch",
@@ -19,24 +20,16 @@ METRIC_COLUMNS = (
 )
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1) + "\n")
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     """Rewritten whole every epoch from the checkpointed history, so a resumed run never duplicates rows."""
-    tmp = out / f".metrics.csv.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(out / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, out / "metrics.csv")
     write_json(out / "metrics.json", history)
 
 

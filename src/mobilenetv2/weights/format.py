@@ -6,13 +6,13 @@ Nothing here unpickles anything.
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from mobilenetv2.atomic import atomic_path
 from mobilenetv2.errors import UserError
 from mobilenetv2.preprocessing import Preprocessing, default_preprocessing
 
@@ -50,19 +50,9 @@ def save(
         "provenance": provenance or getattr(model, "provenance", None) or {"source": "mobilenetv2"},
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={HEADER_KEY: json.dumps(header)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={HEADER_KEY: json.dumps(header)})
+    return Path(path)
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
