@@ -6,12 +6,14 @@ import torchvision
 
 from conftest import randomize_bn_
 from mobilenetv2 import create_model
-from mobilenetv2.weights.torchvision import to_ours
+from mobilenetv2.weights.torchvision import key_map
 
 
 def transplant(tv: torch.nn.Module, ours: torch.nn.Module) -> None:
     # The converter's explicit key map (torchvision features.* -> stem / blocks.i.{expand,depthwise,project} / head).
-    ours.load_state_dict(to_ours(tv.state_dict()), strict=True)
+    source = tv.state_dict()
+    mapping = key_map(set(source))
+    ours.load_state_dict({mapping[k]: v for k, v in source.items()}, strict=True)
 
 
 @pytest.mark.parametrize("width", [0.35, 0.5, 0.75, 1.0, 1.3, 1.4])

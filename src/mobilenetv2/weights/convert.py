@@ -100,10 +100,11 @@ def imagenet_class_names() -> list[str] | None:
 def _convert_torch(path: Path, source: str) -> nn.Module:
     module = torchvision_source if source == "torchvision" else timm_source
     state_dict = load_torch_file(path)
-    extra = module.unmapped(state_dict)
+    mapping = module.key_map(set(state_dict))  # {source key: our key}, spelled out layer by layer
+    extra = [k for k in state_dict if k not in mapping]
     if extra:
         raise UserError(f"{path}: unexpected tensor {extra[0]!r} for a {source} MobileNetV2")
-    tensors = module.to_ours(state_dict)
+    tensors = {mapping[k]: v for k, v in state_dict.items()}
     width = infer_width(tensors)
     num_classes = int(tensors["classifier.1.weight"].shape[0])
     model = build(width, num_classes=num_classes, padding="torch", bn_eps=1e-5)

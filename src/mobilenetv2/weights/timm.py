@@ -69,16 +69,6 @@ def key_map(keys: set[str]) -> dict[str, str]:
     return pairs
 
 
-def to_ours(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    mapping = key_map(set(state_dict))
-    return {mapping[k]: v for k, v in state_dict.items() if k in mapping}
-
-
-def unmapped(state_dict: dict[str, torch.Tensor]) -> list[str]:
-    mapping = key_map(set(state_dict))
-    return [k for k in state_dict if k not in mapping]
-
-
 def build_timm(width: float, num_classes: int) -> torch.nn.Module:
     """timm's MobileNetV2 at `width` (a registered name where timm has one, else its generator)."""
     import timm

@@ -44,16 +44,6 @@ def key_map(keys: set[str]) -> dict[str, str]:
     return pairs
 
 
-def to_ours(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    mapping = key_map(set(state_dict))
-    return {mapping[k]: v for k, v in state_dict.items() if k in mapping}
-
-
-def unmapped(state_dict: dict[str, torch.Tensor]) -> list[str]:
-    mapping = key_map(set(state_dict))
-    return [k for k in state_dict if k not in mapping]
-
-
 def reference_model(state_dict: dict[str, torch.Tensor], *, width: float, num_classes: int) -> torch.nn.Module | None:
     """torchvision's own model with the source weights, or None when torchvision is not installed."""
     if importlib.util.find_spec("torchvision") is None:
