@@ -1,5 +1,7 @@
 """Export: every format runs in its own runtime and matches PyTorch; the ONNX graph is what runtimes accept."""
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -115,3 +117,17 @@ def test_cli_bad_input_is_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_onnx_file_says_how_to_prepare_images_and_name_classes(tmp_path):
+    model = make_model()
+    names = [f"digit {i}" for i in range(10)]
+    mobilenetv2.save(model, tmp_path / "w.safetensors", class_names=names)
+    loaded = mobilenetv2.load(tmp_path / "w.safetensors")
+    export_model(loaded, tmp_path / "w.onnx", format="onnx", input_size=SIZE)
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "w.onnx")).metadata_props}
+    meta = json.loads(props["mobilenetv2"])
+    assert meta["class_names"] == names
+    assert meta["architecture"] == "mobilenet_v2" and meta["options"]["width"] == 0.35
+    assert meta["preprocessing"]["mean"] == list(loaded.preprocessing.mean)
+    assert meta["input_size"] == list(SIZE)
