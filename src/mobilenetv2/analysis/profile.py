@@ -96,12 +96,10 @@ def _block_details(module: nn.Module, in_shape: tuple[int, ...], out_shape: tupl
     if isinstance(module, InvertedResidual):
         row.t = round(module.hidden_channels / module.in_channels, 4)
         row.c, row.s = module.out_channels, module.stride
-        n = in_shape[0]
-        row.internal = [
-            (n, module.hidden_channels, *in_shape[2:]) if module.expand is not None else None,
-            (n, module.hidden_channels, *out_shape[2:]),
-        ]
-        row.internal = [s for s in row.internal if s is not None]
+        n, hidden = in_shape[0], module.hidden_channels
+        # The expansion output (absent when t = 1) and the depthwise output: the tensors Sec. 5.1 slices.
+        expansion = [(n, hidden, *in_shape[2:])] if module.expand is not None else []
+        row.internal = [*expansion, (n, hidden, *out_shape[2:])]
     elif len(out_shape) == 4:
         row.c = out_shape[1]
         conv = getattr(module, "conv", None)

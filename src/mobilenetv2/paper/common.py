@@ -3,9 +3,7 @@
 import csv
 import logging
 import os
-import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +12,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from mobilenetv2.bench.machine import cpu_name
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,8 @@ def write_csv(path: Path, headers: Sequence[str], rows: Sequence[Sequence[Any]])
 
 
 def machine() -> str:
-    """The CPU model (lscpu's "Model name") and its core count."""
-    name = platform.processor() or platform.machine()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
-        name = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), name)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return f"{name} ({os.cpu_count()} cores)"
+    """The CPU model (as lscpu names it) and its core count."""
+    return f"{cpu_name()} ({os.cpu_count()} cores)"
 
 
 def load_average() -> float:
