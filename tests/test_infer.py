@@ -27,9 +27,9 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
 def assert_same_outputs(model: torch.nn.Module, x: torch.Tensor, splits: int) -> None:
     with torch.no_grad():
         expected = model(x)
-    fast = mobilenetv2.for_inference(model, splits=splits)
     assert expected.abs().max() > 0.1  # the comparison below is not between near-zero logits
-    assert_close(fast(x), expected)
+    for schedule in ("peak", "uniform") if splits > 1 else ("peak",):  # uniform: every op runs split
+        assert_close(mobilenetv2.for_inference(model, splits=splits, schedule=schedule)(x), expected)
 
 
 @pytest.mark.parametrize("name", mobilenetv2.list_models("mobilenet_v2*"))
@@ -112,3 +112,12 @@ def test_channel_slices_cover_every_channel_once_in_near_equal_groups(channels, 
     assert [c for a, b in slices for c in range(a, b)] == list(range(channels))
     sizes = [b - a for a, b in slices]
     assert len(slices) == min(splits, channels) and max(sizes) - min(sizes) <= 1
+
+
+def test_schedules_give_the_same_outputs_and_bad_schedules_are_refused():
+    model = trained_like("mobilenet_v2_050", num_classes=10)
+    x = torch.randn(2, 3, 64, 64)
+    outputs = [mobilenetv2.for_inference(model, splits=4, schedule=s)(x) for s in ("peak", "uniform")]
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="schedule must be one of peak, uniform"):
+        mobilenetv2.for_inference(model, splits=2, schedule="greedy")

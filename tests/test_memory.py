@@ -81,3 +81,28 @@ def test_rss_child_reports_a_peak_increase():
     large = rss_child("mobilenet_v2_035", 768, "fast", 1)
     # The unsplit forward at 768x768 holds 8 -> 48 channel expansions of 384x384 (28 MB) at once.
     assert large["peak_increase_bytes"] > 20e6 > small["peak_increase_bytes"] >= 0
+
+
+@pytest.mark.parametrize("splits", [1, 2, 5])
+def test_each_op_states_its_own_measured_peak(small, splits):
+    """`live_bytes` (what the peak schedule plans with) equals the measured per-op peak. The first op is left
+    out: its input is the caller's image, which the tracker does not count."""
+    model, x = small
+    fast = mobilenetv2.for_inference(model, splits=splits, schedule="uniform")
+    per_op = measure_forward(fast, x, fast_ops(fast))["per_op"]
+    h, w = x.shape[-2:]
+    for i, (name, op) in enumerate(fast_ops(fast)):
+        stated, h, w = op.live_bytes(h, w, splits)
+        if i > 0:
+            assert stated == per_op[name], name
+
+
+@pytest.mark.parametrize("splits", [2, 5, 8])
+def test_peak_schedule_keeps_the_uniform_peak_with_fewer_slices(small, splits):
+    model, x = small
+    uniform = mobilenetv2.for_inference(model, splits=splits, schedule="uniform")
+    peak = mobilenetv2.for_inference(model, splits=splits)
+    measured = {f: measure_forward(f, x, fast_ops(f))["peak_bytes"] for f in (uniform, peak)}
+    assert measured[peak] == measured[uniform]
+    assert max(peak.op_splits()) == splits and min(peak.op_splits()) == 1  # late, small ops run whole
+    assert sum(peak.op_splits()) < sum(uniform.op_splits())

@@ -76,11 +76,14 @@ def summarize(rows: list[dict]) -> dict[str, float | None]:
     fp32 = [r for r in rows if r["precision"] == "fp32"]
     own = [r["latency"]["median_ms"] for r in fp32 if r["group"] == "project"]
     peers = [r["latency"]["median_ms"] for r in fp32 if r["group"] == "peer"]
-    return {
+    ratios = {
         "fastest_project_fp32_over_fastest_peer_fp32": min(own) / min(peers) if own and peers else None,
         "fast_over_torchvision_eager": by["fast"] / by["torchvision"] if {"fast", "torchvision"} <= by.keys() else None,
-        "split_over_fast": by["split"] / by["fast"] if {"split", "fast"} <= by.keys() else None,
     }
+    for name in by:
+        if name.startswith("split-") and "fast" in by:
+            ratios[f"{name}_over_fast"] = by[name] / by["fast"]
+    return ratios
 
 
 def benchmark_latency(
@@ -90,7 +93,7 @@ def benchmark_latency(
     resolution: tuple[int, int] = (224, 224),
     batch_size: int = 8,
     paths: list[str] | None = None,
-    splits: int = 2,
+    splits: list[int] | tuple[int, ...] = (2, 3, 4, 5),
     threads: int = 2,
     warmup: int = 10,
     rounds: int = 10,
@@ -105,7 +108,8 @@ def benchmark_latency(
     unknown = [n for n in names if n not in ALL_PATHS]
     if unknown:
         raise UserError(f"unknown bench path {unknown[0]!r}; choose from {', '.join(ALL_PATHS)}")
-    if min(warmup, rounds - 1, block - 1, batch_size - 1, threads - 1, splits - 1) < 0:
+    splits = sorted(set(splits))
+    if min(warmup, rounds - 1, block - 1, batch_size - 1, threads - 1, *(t - 1 for t in splits)) < 0:
         raise UserError("warmup must be >= 0; rounds, block, batch size, threads and splits >= 1")
     torch.set_num_threads(threads)
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":

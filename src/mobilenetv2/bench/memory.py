@@ -104,6 +104,7 @@ def measure_splits(model: nn.Module, resolution: int, max_splits: int) -> dict[i
     for t in range(1, max_splits + 1):
         fast = for_inference(model, splits=t)
         result = measure_forward(fast, x, fast_ops(fast))
+        result["op_splits"] = dict(zip(fast.op_names(), fast.op_splits(), strict=True))
         result["predicted_peak_bytes"] = profile(model, resolution, splits=t).memory.predicted_peak_bytes
         results[t] = result
     return results

@@ -34,6 +34,7 @@ PROJECT_PATHS = (
     "eager",
     "fast",
     "split",
+    "split-uniform",
     "onnxruntime",
     "openvino",
     "torchscript",
@@ -95,20 +96,28 @@ def int8_calibration(input_size: tuple[int, int], count: int = 32) -> np.ndarray
 
 
 def build_paths(
-    model: nn.Module, *, input_size: tuple[int, int], names: list[str], splits: int, threads: int, workdir: Path
+    model: nn.Module,
+    *,
+    input_size: tuple[int, int],
+    names: list[str],
+    splits: list[int],
+    threads: int,
+    workdir: Path,
 ) -> list[BenchPath]:
-    """Build the requested paths for `model` (eval), exporting into `workdir`."""
+    """Build the requested paths for `model` (eval), exporting into `workdir`. "split" and "split-uniform"
+    give one row per t in `splits` ("split-2", "split-uniform-2", ...): the fast path split with the peak and
+    the uniform schedule."""
     from mobilenetv2.export import export_model
 
     model = model.eval()
     built: list[BenchPath] = []
     onnx_file = workdir / "model.onnx"
 
-    def add(name: str, group: str, runtime: str, precision: str, make: Callable[[], Run]) -> None:
+    def add(name: str, group: str, runtime: str, precision: str, make: Callable[[], Run], row: str = "") -> None:
         if name not in names:
             return
         try:
-            built.append(BenchPath(name, group, runtime, precision, make()))
+            built.append(BenchPath(row or name, group, runtime, precision, make()))
         except ImportError as exc:  # a path whose library is not there yet is left out, with the reason
             log.warning("bench: %s left out (%s)", name, exc)
 
@@ -117,14 +126,17 @@ def build_paths(
             export_model(model, onnx_file, format="onnx", input_size=input_size)
         return onnx_file
 
-    def fast(t: int) -> Run:
+    def fast(t: int, schedule: str = "peak") -> Run:
         from mobilenetv2.infer import for_inference
 
-        return torch_run(for_inference(model, splits=t), channels_last=True)
+        return torch_run(for_inference(model, splits=t, schedule=schedule), channels_last=True)
 
     add("eager", "project", "pytorch", "fp32", lambda: torch_run(model))
     add("fast", "project", "pytorch", "fp32", lambda: fast(1))
-    add("split", "project", "pytorch", "fp32", lambda: fast(splits))
+    for t in splits:
+        add("split", "project", "pytorch", "fp32", lambda t=t: fast(t), row=f"split-{t}")
+    for t in splits:
+        add("split-uniform", "project", "pytorch", "fp32", lambda t=t: fast(t, "uniform"), row=f"split-uniform-{t}")
     add("onnxruntime", "project", "onnxruntime", "fp32", lambda: ort_run(need_onnx(), threads))
     add("openvino", "project", "openvino", "fp32", lambda: openvino_run(export_ir(model, workdir, input_size), threads))
     add("torchscript", "project", "pytorch", "fp32", lambda: torch_run(export_ts(model, workdir, input_size)))

@@ -6,6 +6,16 @@ import json
 from mobilenetv2.cli._common import parse_resolution
 
 
+def parse_splits(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 2,3,4,5, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"split counts must be >= 1, got {text!r}")
+    return values
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="latency/throughput table of every inference path; --memory; --train")
     mode = p.add_mutually_exclusive_group()
@@ -16,7 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=parse_resolution, default=(224, 224), help="N or HxW (default 224)")
     p.add_argument("--batch-size", type=int, help="throughput batch (default 8; --train: 32)")
     p.add_argument("--paths", help="comma-separated subset of the paths (default: all)")
-    p.add_argument("--splits", type=int, help="t of the split path (default 2; --memory: largest t, default 5)")
+    p.add_argument(
+        "--splits",
+        type=parse_splits,
+        help="comma-separated t values of the split paths (default 2,3,4,5; --memory: the largest t, default 5)",
+    )
     p.add_argument("--threads", type=int, default=2, help="threads every runtime gets (default 2)")
     p.add_argument("--warmup", type=int, default=10, help="untimed calls per path first")
     p.add_argument("--rounds", type=int, default=10, help="rounds of interleaved blocks")
@@ -34,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         result = benchmark_memory(
             model_name=args.model,
             resolution=args.resolution[0],
-            max_splits=args.splits or 5,
+            max_splits=max(args.splits or [5]),
             out_dir=args.out,
             rss_resolution=args.rss,
         )
@@ -54,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             resolution=args.resolution,
             batch_size=args.batch_size or 8,
             paths=args.paths.split(",") if args.paths else None,
-            splits=args.splits or 2,
+            splits=args.splits or [2, 3, 4, 5],
             threads=args.threads,
             warmup=args.warmup,
             rounds=args.rounds,

@@ -4,6 +4,11 @@
 the stem fused with the first (t = 1) bottleneck, the 16 other bottlenecks, and the last 1x1 conv fused with
 the global pooling, each over t slices of its inner channels. t = 1 is the plain fast path; every t gives the
 same outputs as the original model (up to float rounding).
+
+Splitting only lowers the peak where the peak is: the early, high-resolution bottlenecks. The default "peak"
+schedule gives every op the fewest slices (at most t) that keep it within the peak that splitting every op
+into t slices reaches, so memory is that of `splits=t` and the late, small ops run whole (no per-slice calls).
+`schedule="uniform"` splits every op into t slices, as Sec. 5.1 describes it.
 """
 
 import torch
@@ -11,11 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from mobilenetv2.infer.fold import fold_unit
-from mobilenetv2.infer.split import SplitBottleneck, SplitHead, spatial_conv
+from mobilenetv2.infer.split import SplitBottleneck, SplitHead, out_size, spatial_conv
 from mobilenetv2.layers import InvertedResidual
 from mobilenetv2.models import MobileNetV2
 
 COPIED_ATTRIBUTES = ("model_name", "model_options", "preprocessing", "class_names", "provenance")
+SCHEDULES = ("peak", "uniform")
 
 
 class StemConv(nn.Module):
@@ -29,6 +35,33 @@ class StemConv(nn.Module):
 
     def forward(self, x: torch.Tensor, previous_expansion: None = None) -> tuple[torch.Tensor, None]:
         return spatial_conv(x, self.weight, self.bias, self.geometry, groups=1), None
+
+    def set_splits(self, splits: int) -> None:
+        pass  # nothing inside to split
+
+    def live_bytes(self, h: int, w: int, splits: int, bytes_per_element: int = 4) -> tuple[int, int, int]:
+        h_out, w_out = out_size(h, self.geometry), out_size(w, self.geometry)
+        out_channels, in_channels = self.weight.shape[:2]
+        return (in_channels * h * w + out_channels * h_out * w_out) * bytes_per_element, h_out, w_out
+
+
+def peak_schedule(ops: list[nn.Module], size: tuple[int, int], in_channels: int, splits: int) -> list[int]:
+    """Slices per op: the fewest (<= `splits`) that keep each op's live bytes at an `size` input within the
+    peak of running every op with `splits` slices. The image is the caller's and alive throughout, so it is
+    left out of the first op's bytes. Live bytes of every op scale with H·W alike, so the choice holds for
+    other input sizes up to rounding."""
+    h, w = size
+    image = in_channels * h * w * 4
+    inputs = []
+    for op in ops:
+        inputs.append((h, w))
+        _, h, w = op.live_bytes(h, w, splits)
+
+    def live(i: int, slices: int) -> int:
+        return ops[i].live_bytes(*inputs[i], slices)[0] - (image if i == 0 else 0)
+
+    peak = max(live(i, splits) for i in range(len(ops)))
+    return [next(s for s in range(1, splits + 1) if live(i, s) <= peak) for i in range(len(ops))]
 
 
 def bottleneck_op(block: InvertedResidual, *, splits: int, stem: nn.Module | None = None) -> SplitBottleneck:
@@ -51,9 +84,10 @@ class FastMobileNetV2(nn.Module):
     Input: (N, C, H, W) float, contiguous or channels_last. Output: (N, num_classes) logits.
     """
 
-    def __init__(self, model: MobileNetV2, *, splits: int) -> None:
+    def __init__(self, model: MobileNetV2, *, splits: int, schedule: str = "peak") -> None:
         super().__init__()
         self.splits = splits
+        self.schedule = schedule
         first = model.blocks[0]
         ops: list[nn.Module] = []
         # Fusing needs the first bottleneck to have no expansion and no shortcut (its input, the stem output,
@@ -72,6 +106,11 @@ class FastMobileNetV2(nn.Module):
         self.ops = nn.ModuleList(ops)
         head_weight, head_bias, head_geometry = fold_unit(model.head)
         self.head = SplitHead(weight=head_weight, bias=head_bias, relu6=head_geometry.relu6, splits=splits)
+        if schedule == "peak" and splits > 1:
+            size = getattr(getattr(model, "preprocessing", None), "input_size", (224, 224))
+            ops = [*self.ops, self.head]
+            for op, t in zip(ops, peak_schedule(ops, size, model.stem.conv.in_channels, splits), strict=True):
+                op.set_splits(t)
         linear = model.classifier[1]
         self.register_buffer("classifier_weight", linear.weight.detach().clone())
         self.register_buffer("classifier_bias", linear.bias.detach().clone())
@@ -80,6 +119,10 @@ class FastMobileNetV2(nn.Module):
             if hasattr(model, name):
                 setattr(self, name, getattr(model, name))
         self.train(False)
+
+    def op_splits(self) -> list[int]:
+        """Slices each op runs over, in `op_names()` order."""
+        return [len(getattr(op, "slices", [None])) for op in [*self.ops, self.head]]
 
     def op_names(self) -> list[str]:
         """Names of the ops in `ops` followed by the head: "stem+blocks.0", "blocks.1", ..., "head+pool"."""
@@ -101,19 +144,23 @@ class FastMobileNetV2(nn.Module):
             return F.linear(features, self.classifier_weight, self.classifier_bias)
 
 
-def for_inference(model: nn.Module, *, splits: int = 1) -> FastMobileNetV2:
+def for_inference(model: nn.Module, *, splits: int = 1, schedule: str = "peak") -> FastMobileNetV2:
     """An eval-only copy of `model` for fast CPU inference; `splits=t` runs Sec. 5.1's split schedule.
 
     BN is folded into the convs and tensors run channels_last; outputs equal `model.eval()(x)` within
-    float rounding. The original model is left untouched.
+    float rounding. The original model is left untouched. `schedule="peak"` (default) reaches the peak
+    activation memory of t slices everywhere while splitting only the ops that need it to;
+    `schedule="uniform"` splits every op into t slices.
     """
     if not isinstance(model, MobileNetV2):
         raise ValueError(f"for_inference supports MobileNetV2 models, got {type(model).__name__}")
     if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
         raise ValueError(f"splits must be an integer >= 1, got {splits!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     if splits > 1 and model.shortcut == "expansion":
         raise ValueError(
             "shortcut='expansion' adds whole expansion tensors between blocks, which Sec. 5.1's split "
             "(splits > 1) never builds; use splits=1 for this model"
         )
-    return FastMobileNetV2(model, splits=splits)
+    return FastMobileNetV2(model, splits=splits, schedule=schedule)

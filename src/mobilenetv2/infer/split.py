@@ -8,6 +8,9 @@ tensor is ever alive. With t = 1 the same code is the plain (unsplit) fast path.
 
 Tensors are channels_last, so a 1x1 conv is one matrix product over rows of pixels:
 (N·H·W, k) @ (k, n) -> (N·H·W, n), and the projection accumulates with an in-place `addmm_`.
+
+Each op also states its own live activation bytes for a given number of slices (`live_bytes`), so a model can
+give every op only as many slices as the peak needs (see fast.py's "peak" schedule).
 """
 
 import torch
@@ -135,7 +138,34 @@ class SplitBottleneck(nn.Module):
         # which adds it to its own.
         self.keep_expansion = False
         self.add_previous_expansion = False
+        self.set_splits(splits)
+
+    def set_splits(self, splits: int) -> None:
+        """Run over `splits` slices of the inner channels from now on."""
+        self.slices = channel_slices(self.dw_weight.shape[0], splits)
         self.parts = self.slice_weights()
+
+    def live_bytes(self, h: int, w: int, splits: int, bytes_per_element: int = 4) -> tuple[int, int, int]:
+        """(peak live activation bytes at batch 1 with `splits` slices, output height, output width) for an
+        h x w input, following forward(): the input; per slice, the first conv's slice (none when the slice is
+        a view of the input) and the depthwise slice; the output from the first projection on (from the start
+        when a linear shortcut initialises it)."""
+        inner = self.dw_weight.shape[0]
+        if self.first_geometry is None:  # a t = 1 bottleneck: its input is the inner tensor
+            in_channels, inner_h, inner_w = inner, h, w
+        else:
+            in_channels = self.first_weight.shape[1]
+            inner_h, inner_w = out_size(h, self.first_geometry), out_size(w, self.first_geometry)
+        h_out, w_out = out_size(inner_h, self.dw_geometry), out_size(inner_w, self.dw_geometry)
+        x_bytes, out_bytes = in_channels * h * w, self.out_channels * h_out * w_out
+        out_live = self.skip and not self.project_relu6
+        peak = 0
+        for start, stop in channel_slices(inner, splits):
+            first = (stop - start) * inner_h * inner_w if self.first_geometry is not None else 0
+            dw = (stop - start) * h_out * w_out
+            peak = max(peak, x_bytes + first + dw + (out_bytes if out_live else 0), x_bytes + dw + out_bytes)
+            out_live = True
+        return peak * bytes_per_element, h_out, w_out
 
     def slice_weights(self) -> list[tuple[torch.Tensor | None, ...]]:
         """Per slice: (first weight, first bias, depthwise weight, depthwise bias, projection weight (n/t, k')),
@@ -200,7 +230,16 @@ class SplitHead(nn.Module):
         self.register_buffer("weight", weight.flatten(1))
         self.register_buffer("bias", bias)
         self.relu6 = relu6
-        self.slices = channel_slices(weight.shape[0], splits)
+        self.set_splits(splits)
+
+    def set_splits(self, splits: int) -> None:
+        self.slices = channel_slices(self.weight.shape[0], splits)
+
+    def live_bytes(self, h: int, w: int, splits: int, bytes_per_element: int = 4) -> tuple[int, int, int]:
+        """(peak live bytes at batch 1 with `splits` slices, 1, 1): input, pooled features and the widest slice."""
+        out_channels, in_channels = self.weight.shape
+        width = max(stop - start for start, stop in channel_slices(out_channels, splits))
+        return (in_channels * h * w + out_channels + width * h * w) * bytes_per_element, 1, 1
 
     def extra_repr(self) -> str:
         return f"slices={len(self.slices)}, channels={self.weight.shape[0]}"
