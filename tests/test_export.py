@@ -11,7 +11,7 @@ import mobilenetv2
 from conftest import randomize_bn_
 from mobilenetv2.cli import main
 from mobilenetv2.errors import UserError
-from mobilenetv2.export import export_model
+from mobilenetv2.export import FORMATS, export_model, read_metadata
 from mobilenetv2.export.onnx import check_graph, run_onnx
 from mobilenetv2.export.openvino import run_openvino
 from mobilenetv2.export.torchscript import run_torchscript
@@ -119,15 +119,19 @@ def test_cli_bad_input_is_one_line(argv, message, capsys):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_onnx_file_says_how_to_prepare_images_and_name_classes(tmp_path):
+@pytest.mark.parametrize("format", ["onnx", "openvino", "torchscript"])
+def test_every_export_says_how_to_prepare_images_and_name_classes(format, tmp_path):
     model = make_model()
     names = [f"digit {i}" for i in range(10)]
     mobilenetv2.save(model, tmp_path / "w.safetensors", class_names=names)
     loaded = mobilenetv2.load(tmp_path / "w.safetensors")
-    export_model(loaded, tmp_path / "w.onnx", format="onnx", input_size=SIZE)
-    props = {p.key: p.value for p in onnx.load(str(tmp_path / "w.onnx")).metadata_props}
-    meta = json.loads(props["mobilenetv2"])
+    path = tmp_path / f"w{FORMATS[format]}"
+    export_model(loaded, path, format=format, input_size=SIZE)
+    meta = read_metadata(path)
     assert meta["class_names"] == names
     assert meta["architecture"] == "mobilenet_v2" and meta["options"]["width"] == 0.35
     assert meta["preprocessing"]["mean"] == list(loaded.preprocessing.mean)
     assert meta["input_size"] == list(SIZE)
+    if format == "onnx":  # stored where ONNX tools look for it
+        props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert json.loads(props["mobilenetv2"]) == meta

@@ -11,6 +11,7 @@ from mobilenetv2.cli import main
 from mobilenetv2.data.build import dataset_preprocessing
 from mobilenetv2.data.datasets import digits_split
 from mobilenetv2.errors import UserError
+from mobilenetv2.export import read_metadata
 from mobilenetv2.export.int8 import export_int8
 
 
@@ -38,6 +39,8 @@ def test_int8_onnx_has_per_channel_int8_weights(digits_model, tmp_path):
     ]
     assert len(conv_weights) == 52 and all(w.dtype == np.int8 for w, _ in conv_weights)
     assert all(scale.shape == (w.shape[0],) for w, scale in conv_weights)
+    meta = read_metadata(result.path)
+    assert meta["precision"] == "int8" and meta["class_names"] == digits_model.class_names
 
 
 def test_int8_that_disagrees_is_refused(digits_model, tmp_path, monkeypatch):
@@ -69,6 +72,8 @@ def test_int8_other_runtimes(digits_model, tmp_path, fmt, name):
         digits_model, tmp_path / name, format=fmt, input_size=(32, 32), calibration="digits", limit=16, min_agreement=0
     )
     assert result.path.exists() and result.precision == "int8" and result.details["images"] == 360
+    meta = read_metadata(result.path)
+    assert meta["precision"] == "int8" and meta["input_size"] == [32, 32]
 
 
 def test_cli_int8_needs_calibration_images(tmp_path, capsys):

@@ -7,6 +7,7 @@ from typing import Literal
 from torch import nn
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.export.metadata import read_metadata
 from mobilenetv2.export.verify import ExportResult, check_close
 
 Format = Literal["onnx", "openvino", "torchscript"]
@@ -55,4 +56,4 @@ def remove_export(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-__all__ = ["FORMATS", "ExportResult", "Format", "export_model"]
+__all__ = ["FORMATS", "ExportResult", "Format", "export_model", "read_metadata"]

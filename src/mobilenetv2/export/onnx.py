@@ -9,7 +9,6 @@ different size needs another export.
 import contextlib
 import copy
 import io
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.export.metadata import export_metadata, set_onnx_metadata
 from mobilenetv2.layers.padding import SamePad2d, same_padding
 
 OPSET = 18
@@ -154,18 +154,6 @@ def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
 
 
-def export_metadata(model: nn.Module, input_size: tuple[int, int]) -> dict:
-    """Architecture, options, preprocessing and class names of `model` (those it carries), for the export."""
-    pre = getattr(model, "preprocessing", None)
-    return {
-        "architecture": getattr(model, "model_name", type(model).__name__),
-        "options": getattr(model, "model_options", {}),
-        "input_size": list(input_size),
-        "preprocessing": pre.to_dict() if pre is not None else None,
-        "class_names": getattr(model, "class_names", None),
-    }
-
-
 def export_onnx(model: nn.Module, path: str | Path, *, input_size: tuple[int, int], opset: int = OPSET) -> Path:
     if opset < 17:
         raise UserError(f"opset must be >= 17, got {opset}")
@@ -175,8 +163,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: tuple[int, in
     path.parent.mkdir(parents=True, exist_ok=True)
     proto = onnx.load_from_string(to_onnx_bytes(model, input_size, opset=opset))
     # The same header our weights files carry, so a deployed .onnx says how to prepare images and name classes.
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "mobilenetv2", json.dumps(export_metadata(model, input_size))
+    set_onnx_metadata(proto, export_metadata(model, input_size))
     path.write_bytes(proto.SerializeToString())
     check_graph(path)
     log.debug("wrote %s", path)

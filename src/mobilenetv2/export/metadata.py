@@ -1,0 +1,67 @@
+"""The header every export carries: architecture, options, input size, preprocessing and class names.
+
+The same facts our weights files hold, stored where each format keeps free-form data: ONNX `metadata_props`
+(key "mobilenetv2"), OpenVINO's model `rt_info` (key "mobilenetv2"), TorchScript's extra files
+("mobilenetv2.json"). The value is one JSON object. `read_metadata(path)` reads it back from any of them.
+"""
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from mobilenetv2.errors import UserError
+
+KEY = "mobilenetv2"
+TORCHSCRIPT_FILE = "mobilenetv2.json"
+
+
+def export_metadata(model: nn.Module, input_size: tuple[int, int]) -> dict[str, Any]:
+    """Architecture, options, preprocessing and class names of `model` (those it carries), for the export."""
+    pre = getattr(model, "preprocessing", None)
+    return {
+        "architecture": getattr(model, "model_name", type(model).__name__),
+        "options": getattr(model, "model_options", {}),
+        "input_size": list(input_size),
+        "preprocessing": pre.to_dict() if pre is not None else None,
+        "class_names": getattr(model, "class_names", None),
+    }
+
+
+def set_onnx_metadata(proto, meta: dict[str, Any]) -> None:
+    """Put `meta` under our key in an ONNX ModelProto's metadata_props (replacing an earlier value)."""
+    for i, entry in reversed(list(enumerate(proto.metadata_props))):
+        if entry.key == KEY:
+            del proto.metadata_props[i]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = KEY, json.dumps(meta)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any] | None:
+    """The header of an exported .onnx, .xml (OpenVINO IR) or .pt (TorchScript) file; None when it has none."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such file: {path}")
+    if path.suffix == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        text = props.get(KEY)
+    elif path.suffix == ".xml":
+        import openvino as ov
+
+        model = ov.Core().read_model(str(path))
+        text = model.get_rt_info([KEY]).astype(str) if model.has_rt_info([KEY]) else None
+    elif path.suffix == ".pt":
+        import torch
+
+        extra = {TORCHSCRIPT_FILE: ""}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=FutureWarning)
+            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        text = extra[TORCHSCRIPT_FILE] or None
+    else:
+        raise UserError(f"{path}: not an export (.onnx, .xml or .pt)")
+    return json.loads(text) if text else None
