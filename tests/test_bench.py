@@ -46,3 +46,13 @@ def test_bench_dispatches_to_the_other_benchmarks(flag, module, function, keywor
     assert main(["bench", flag, "--resolution", "64"]) == 0
     assert calls and calls[0]["resolution"] == 64 and keyword in calls[0]
     assert json.loads(capsys.readouterr().out) == {"ok": True}
+
+
+def test_training_benchmark_runs_every_loop_in_its_own_process(tmp_path):
+    from mobilenetv2.bench.training import LOOPS, benchmark_training
+
+    result = benchmark_training(batch_size=2, resolution=32, steps=1, warmup=0, rounds=1, threads=1, out_dir=tmp_path)
+    saved = json.loads((tmp_path / "training_benchmark.json").read_text())
+    assert set(saved["blocks"]) == set(LOOPS) and all(len(v) == 1 and v[0] > 0 for v in saved["blocks"].values())
+    assert saved["speedup"] == result["ours_images_per_second"] / result["baseline_images_per_second"]
+    assert "malloc reuse" in saved["ours"] and saved["threads"] == 1

@@ -1,12 +1,16 @@
 """Training throughput: the project's training step against a plain torchvision MobileNetV2 + SGD loop.
 
-Both train MobileNetV2 1.0 on the same random batch (B, 3, R, R), channels_last, in the same process.
-Blocks of `steps` steps alternate (baseline, ours, baseline, ours, ...) so load changes on a shared machine hit
-both alike; the reported figure is each side's median block. The baseline is fp32 eager; ours is what
-`mobilenetv2 train` runs: our model, the paper recipe's TF RMSProp with its weight-decay groups, autocast at
-the resolved precision, and torch.compile when asked.
+Each loop runs in its own worker process, set up the way its user would run it: "baseline" is torchvision's
+`mobilenet_v2` + SGD(momentum 0.9), channels_last, fp32, eager, in a process as Python starts it;
+"baseline-reuse" is the same loop with malloc keeping freed memory (see allocator.py), to show what that one
+process setting gives any loop; "ours" is what `mobilenetv2 train` runs: our model, the paper recipe's TF
+RMSProp with its weight-decay groups, autocast at the resolved precision, torch.compile when asked, malloc
+reuse as `train` sets it. All train MobileNetV2 1.0 on the same random batch (B, 3, R, R). Blocks of `steps`
+steps alternate between the workers (one runs while the others wait), so load changes on a shared machine hit
+every loop alike; the reported figure is each loop's median block.
 """
 
+import multiprocessing as mp
 import statistics
 import time
 from collections.abc import Callable
@@ -17,11 +21,13 @@ import torch
 from torch import nn
 
 from mobilenetv2.bench.machine import cpu_name
-from mobilenetv2.train.config import TrainConfig, resolve
-from mobilenetv2.train.optim import build_optimizer
 from mobilenetv2.train.records import write_json
-from mobilenetv2.train.runtime import pick_device, resolve_precision
-from mobilenetv2.train.step import TrainStep
+
+LOOPS = ("baseline", "baseline-reuse", "ours")
+DESCRIPTIONS = {
+    "baseline": "torchvision mobilenet_v2 + SGD(momentum 0.9), channels_last, fp32, eager, default malloc",
+    "baseline-reuse": "the baseline with malloc keeping freed memory (mobilenetv2.allocator)",
+}
 
 
 def _baseline(device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], None]:
@@ -42,6 +48,9 @@ def _baseline(device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], No
 
 def _ours(device: torch.device, precision: str, compile: bool) -> Callable[[torch.Tensor, torch.Tensor], None]:
     from mobilenetv2.registry import create_model
+    from mobilenetv2.train.config import TrainConfig, resolve
+    from mobilenetv2.train.optim import build_optimizer
+    from mobilenetv2.train.step import TrainStep
 
     cfg = resolve(TrainConfig(recipe="paper", dataset="synthetic"))
     model = create_model("mobilenet_v2_100").to(device, memory_format=torch.channels_last).train()
@@ -49,14 +58,33 @@ def _ours(device: torch.device, precision: str, compile: bool) -> Callable[[torc
     return lambda x, y: step(x, y)
 
 
-def _block(step: Callable, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device) -> float:
-    """Images per second over `steps` steps."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(x, y)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * len(x) / (time.perf_counter() - start)
+def _worker(conn, loop: str, setup: dict[str, Any]) -> None:
+    """Build `loop`, warm it up, then run a block of steps per request; answers img/s ("stop" ends it)."""
+    from mobilenetv2.allocator import reuse_freed_memory
+    from mobilenetv2.train.runtime import pick_device
+
+    try:
+        torch.set_num_threads(setup["threads"])
+        device = pick_device(setup["device"])
+        if loop != "baseline" and device.type == "cpu":
+            reuse_freed_memory()  # what `mobilenetv2 train` does on CPU
+        torch.manual_seed(0)
+        b, r = setup["batch_size"], setup["resolution"]
+        x = torch.randn(b, 3, r, r, device=device).contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 1000, (b,), device=device)
+        step = _ours(device, setup["precision"], setup["compile"]) if loop == "ours" else _baseline(device)
+        for _ in range(setup["warmup"]):
+            step(x, y)
+        conn.send("ready")
+        while conn.recv() == "block":
+            start = time.perf_counter()
+            for _ in range(setup["steps"]):
+                step(x, y)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            conn.send(setup["steps"] * b / (time.perf_counter() - start))
+    except Exception as exc:  # reported by the parent as one line
+        conn.send(f"error: {type(exc).__name__}: {exc}")
 
 
 def benchmark_training(
@@ -69,42 +97,75 @@ def benchmark_training(
     precision: str = "auto",
     compile: bool = False,
     device: str = "auto",
+    threads: int | None = None,
     out_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Median img/s of both loops and their ratio (writes training_benchmark.json to `out_dir`)."""
+    """Median img/s of each loop and the ratios (writes training_benchmark.json to `out_dir`)."""
+    from mobilenetv2.errors import UserError
+    from mobilenetv2.train.runtime import pick_device, resolve_precision
+
     if min(batch_size, resolution, steps, rounds) < 1 or warmup < 0:
         raise ValueError("batch_size, resolution, steps and rounds must be >= 1, warmup >= 0")
     dev = pick_device(device)
-    prec = resolve_precision(precision, dev)
-    torch.manual_seed(0)
-    x = torch.randn(batch_size, 3, resolution, resolution, device=dev).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 1000, (batch_size,), device=dev)
-    loops = {"baseline": _baseline(dev), "ours": _ours(dev, prec, compile)}
-    for step in loops.values():
-        for _ in range(warmup):
-            step(x, y)
-    blocks: dict[str, list[float]] = {name: [] for name in loops}
-    for _ in range(rounds):
-        for name, step in loops.items():
-            blocks[name].append(_block(step, x, y, steps, dev))
-    base, ours = statistics.median(blocks["baseline"]), statistics.median(blocks["ours"])
+    setup = {
+        "batch_size": batch_size,
+        "resolution": resolution,
+        "steps": steps,
+        "warmup": warmup,
+        "precision": resolve_precision(precision, dev),
+        "compile": compile,
+        "device": str(dev),
+        "threads": threads or torch.get_num_threads(),
+    }
+    ctx = mp.get_context("spawn")
+    workers = {}
+    try:
+        for loop in LOOPS:  # one at a time, so warm-ups do not overlap
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, loop, setup), daemon=True)
+            proc.start()
+            workers[loop] = (proc, parent)
+            _answer(loop, parent.recv(), UserError)
+        blocks: dict[str, list[float]] = {loop: [] for loop in LOOPS}
+        for r in range(rounds):
+            order = LOOPS[r % len(LOOPS) :] + LOOPS[: r % len(LOOPS)]
+            for loop in order:
+                workers[loop][1].send("block")
+                blocks[loop].append(_answer(loop, workers[loop][1].recv(), UserError))
+    finally:
+        for proc, conn in workers.values():
+            if proc.is_alive():
+                conn.send("stop")
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    median = {loop: statistics.median(v) for loop, v in blocks.items()}
     result = {
-        "baseline_images_per_second": base,
-        "ours_images_per_second": ours,
-        "speedup": ours / base,
+        "baseline_images_per_second": median["baseline"],
+        "baseline_reuse_images_per_second": median["baseline-reuse"],
+        "ours_images_per_second": median["ours"],
+        "speedup": median["ours"] / median["baseline"],
+        "speedup_vs_baseline_reuse": median["ours"] / median["baseline-reuse"],
         "blocks": blocks,
-        "baseline": "torchvision mobilenet_v2 + SGD(momentum 0.9), channels_last, fp32, eager",
-        "ours": f"mobilenetv2 TrainStep + TF RMSProp (paper recipe), channels_last, {prec}"
-        + (", torch.compile" if compile else ", eager"),
+        **{k.replace("-", "_"): v for k, v in DESCRIPTIONS.items()},
+        "ours": f"mobilenetv2 TrainStep + TF RMSProp (paper recipe), channels_last, {setup['precision']}"
+        + (", torch.compile" if compile else ", eager")
+        + (", malloc reuse (as `mobilenetv2 train` on CPU)" if dev.type == "cpu" else ""),
         "batch_size": batch_size,
         "resolution": resolution,
         "steps_per_block": steps,
         "rounds": rounds,
         "device": str(dev) if dev.type != "cpu" else f"cpu: {cpu_name()}",
-        "threads": torch.get_num_threads(),
+        "threads": setup["threads"],
         "torch": torch.__version__,
     }
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         write_json(Path(out_dir) / "training_benchmark.json", result)
     return result
+
+
+def _answer(loop: str, message: object, error: type[Exception]) -> Any:
+    if isinstance(message, str) and message.startswith("error:"):
+        raise error(f"bench --train: the {loop} loop failed ({message[7:]})")
+    return message

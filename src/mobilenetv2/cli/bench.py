@@ -32,10 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated t values of the split paths (default 2,3,4,5; --memory: the largest t, default 5)",
     )
     p.add_argument("--threads", type=int, default=2, help="threads every runtime gets (default 2)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed calls per path first")
-    p.add_argument("--rounds", type=int, default=10, help="rounds of interleaved blocks")
+    p.add_argument("--warmup", type=int, help="untimed calls per path first (default 10; --train: 2 steps)")
+    p.add_argument("--rounds", type=int, help="rounds of interleaved blocks (default 10; --train: 3)")
     p.add_argument("--block", type=int, default=5, help="timed calls per path per round")
     p.add_argument("--steps", type=int, default=5, help="--train: timed steps per round (default 5)")
+    p.add_argument("--compile", action="store_true", help="--train: torch.compile our model")
     p.add_argument("--rss", type=int, help="--memory: also each path's process peak RSS at this input size")
     p.add_argument("--out", help="write bench.json, bench.md and bench.png (or the --memory/--train outputs) here")
     p.set_defaults(func=run)
@@ -56,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
         from mobilenetv2.bench.training import benchmark_training
 
         result = benchmark_training(
-            batch_size=args.batch_size or 32, resolution=args.resolution[0], steps=args.steps, out_dir=args.out
+            batch_size=args.batch_size or 32,
+            resolution=args.resolution[0],
+            steps=args.steps,
+            rounds=3 if args.rounds is None else args.rounds,
+            warmup=2 if args.warmup is None else args.warmup,
+            compile=args.compile,
+            threads=args.threads,
+            out_dir=args.out,
         )
     else:
         from mobilenetv2.bench.latency import benchmark_latency
@@ -70,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
             paths=args.paths.split(",") if args.paths else None,
             splits=args.splits or [2, 3, 4, 5],
             threads=args.threads,
-            warmup=args.warmup,
-            rounds=args.rounds,
+            warmup=10 if args.warmup is None else args.warmup,
+            rounds=10 if args.rounds is None else args.rounds,
             block=args.block,
             out_dir=args.out,
         )

@@ -46,6 +46,7 @@ SWITCHES = (
     ("hflip", "random horizontal flips"),
     ("channels_last", "channels_last memory format"),
     ("compile", "torch.compile the model"),
+    ("reuse_memory", "CPU: keep freed memory in malloc's heap for the next step (default on; see allocator.py)"),
     ("sync_bn", "SyncBatchNorm across processes (GPUs)"),
     ("freeze_bn", "BatchNorm uses its running statistics (fine-tuning with small batches)"),
     ("deterministic", "deterministic kernels (bitwise reproducible, resumable bitwise)"),

@@ -15,9 +15,11 @@ def make_activation(name: Activation) -> nn.Module | None:
     if name is None:
         return None
     if name == "relu6":
-        return nn.ReLU6(inplace=True)
+        # Out of place: under autograd an in-place clamp first copies its input (its backward needs the old
+        # values), which made a CPU training step ~5% slower. Inference runs the BN-folded fast path instead.
+        return nn.ReLU6()
     if name == "relu":
-        return nn.ReLU(inplace=True)
+        return nn.ReLU(inplace=True)  # relu_'s backward reads its output: no copy under autograd
     raise ValueError(f"unknown activation {name!r} (expected 'relu6', 'relu' or None)")
 
 

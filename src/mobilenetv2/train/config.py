@@ -55,6 +55,7 @@ class TrainConfig:
     precision: str | None = None
     channels_last: bool | None = None
     compile: bool | None = None
+    reuse_memory: bool | None = None
     sync_bn: bool | None = None
     freeze_bn: bool | None = None
     deterministic: bool | None = None
@@ -96,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "precision": "auto",
     "channels_last": True,
     "compile": False,
+    "reuse_memory": True,
     "sync_bn": False,
     "freeze_bn": False,
     "deterministic": False,

@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from mobilenetv2.allocator import reusing_freed_memory
 from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.data.loader import eval_loader, train_loader
 from mobilenetv2.train import setup as build
@@ -41,7 +42,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # Process-wide switches the run may change; put them back for the caller.
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        return Trainer(cfg, rt).run()
+        # CPU steps free and re-allocate 40-150 MB tensors; glibc would page them in afresh every step.
+        with reusing_freed_memory(cfg.reuse_memory and rt.device.type == "cpu"):
+            return Trainer(cfg, rt).run()
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
