@@ -39,7 +39,7 @@ class LiveBytes(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for leaf in tree_leaves(out):
-            if isinstance(leaf, torch.Tensor) and leaf.device.type != "meta":
+            if isinstance(leaf, torch.Tensor) and leaf.device.type != "meta" and not leaf.is_mkldnn:
                 self.track(leaf)
         return out
 
@@ -65,6 +65,8 @@ class LiveBytes(TorchDispatchMode):
 
 def measure_forward(model: nn.Module, x: torch.Tensor, ops: list[tuple[str, nn.Module]]) -> dict[str, Any]:
     """Peak live activation bytes of `model(x)`, overall and per named op (each op's input counts in it)."""
+    with torch.inference_mode():
+        model(x)  # first call: a fast model packs its weights for this input shape (kept; not activations)
     tracker = LiveBytes(ignore=[x, *model.parameters(), *model.buffers()])
     handles = [module.register_forward_pre_hook(lambda m, a, n=name: tracker.enter_op(n)) for name, module in ops]
     try:

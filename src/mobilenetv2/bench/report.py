@@ -24,7 +24,8 @@ def format_table(result: dict) -> str:
     lines += [
         "",
         f"{result['model']}, {h}x{w}, {m['cpu']}, {m['threads']} threads, load average at start "
-        f"{m['load_average'][0]:.2f}; torch {m['torch']}, onnxruntime {m['onnxruntime']}, openvino {m['openvino']}.",
+        f"{m['load_average'][0]:.2f}; torch {m['torch']}, onnxruntime {m['onnxruntime']}, openvino {m['openvino']}; "
+        f"OpenMP wait policy: {m['omp_wait_policy']}; malloc: {m.get('malloc', 'C library default')}.",
     ]
     summary = {k: v for k, v in result["summary"].items() if v is not None}
     if summary:

@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--block", type=int, default=5, help="timed calls per path per round")
     p.add_argument("--steps", type=int, default=5, help="--train: timed steps per round (default 5)")
     p.add_argument("--compile", action="store_true", help="--train: torch.compile our model")
+    p.add_argument(
+        "--reuse-memory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="latency bench: malloc keeps freed memory for every path (default on; see allocator.py)",
+    )
     p.add_argument("--rss", type=int, help="--memory: also each path's process peak RSS at this input size")
     p.add_argument("--out", help="write bench.json, bench.md and bench.png (or the --memory/--train outputs) here")
     p.set_defaults(func=run)
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             warmup=10 if args.warmup is None else args.warmup,
             rounds=10 if args.rounds is None else args.rounds,
             block=args.block,
+            reuse_memory=args.reuse_memory,
             out_dir=args.out,
         )
         print(format_table(result))

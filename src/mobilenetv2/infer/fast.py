@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mobilenetv2.infer.fold import fold_unit
-from mobilenetv2.infer.split import SplitBottleneck, SplitHead, out_size, spatial_conv
+from mobilenetv2.infer.kernels import Packed, spatial_conv
+from mobilenetv2.infer.split import SplitBottleneck, SplitHead, out_size
 from mobilenetv2.layers import InvertedResidual
 from mobilenetv2.models import MobileNetV2
 
@@ -32,9 +33,15 @@ class StemConv(nn.Module):
         weight, bias, self.geometry = fold_unit(unit)
         self.register_buffer("weight", weight.contiguous(memory_format=torch.channels_last))
         self.register_buffer("bias", bias)
+        self.packed = Packed()
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self.packed.clear()
+        return self
 
     def forward(self, x: torch.Tensor, previous_expansion: None = None) -> tuple[torch.Tensor, None]:
-        return spatial_conv(x, self.weight, self.bias, self.geometry, groups=1), None
+        return spatial_conv(x, self.weight, self.bias, self.geometry, 1, self.packed), None
 
     def set_splits(self, splits: int) -> None:
         pass  # nothing inside to split

@@ -14,11 +14,10 @@ give every op only as many slices as the peak needs (see fast.py's "peak" schedu
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mobilenetv2.infer.fold import Geometry
-from mobilenetv2.layers.padding import same_padding
+from mobilenetv2.infer.kernels import Packed, linear_relu6, spatial_conv
 
 
 def channel_slices(channels: int, splits: int) -> list[tuple[int, int]]:
@@ -50,51 +49,6 @@ def out_size(size: int, geometry: Geometry) -> int:
         return -(-size // geometry.stride)
     reach = geometry.dilation * (geometry.kernel - 1)
     return (size + 2 * geometry.padding - reach - 1) // geometry.stride + 1
-
-
-def _fused_ops_available() -> bool:
-    """oneDNN's fused conv/linear + activation ops (what PyTorch's own compiler emits on x86 CPUs)."""
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-FUSED = _fused_ops_available()
-
-
-def _fusable(x: torch.Tensor) -> bool:
-    return FUSED and x.device.type == "cpu" and x.dtype == torch.float32
-
-
-def linear_relu6(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, *, fused: bool = True) -> torch.Tensor:
-    """ReLU6(rows @ weight.T + bias) for (M, k) rows and an (n, k) weight. `fused`: one oneDNN call on CPU,
-    which saves the bias broadcast and a separate clamp pass over the (M, n) result. The fused ops cost more
-    per call (measured ~1.5x slower at t = 2 here), so the split path (many small calls) leaves them off."""
-    if fused and _fusable(rows):
-        return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "hardtanh", [0.0, 6.0], "")
-    return torch.addmm(bias, rows, weight.t()).clamp_(0.0, 6.0)
-
-
-def spatial_conv(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, geometry: Geometry, groups: int, *, fused: bool = True
-):
-    """A k x k conv (stem or depthwise) with ReLU6 fused; TF 'SAME' padding when asked."""
-    padding = (geometry.padding, geometry.padding)
-    if geometry.same_pad:
-        top, bottom = same_padding(x.shape[-2], geometry.kernel, geometry.stride, geometry.dilation)
-        left, right = same_padding(x.shape[-1], geometry.kernel, geometry.stride, geometry.dilation)
-        if top == bottom and left == right:
-            padding = (top, left)
-        else:
-            x, padding = F.pad(x, (left, right, top, bottom)), (0, 0)
-    if fused and geometry.relu6 and _fusable(x):
-        stride, dilation = [geometry.stride] * 2, [geometry.dilation] * 2
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, weight, bias, list(padding), stride, dilation, groups, "hardtanh", [0.0, 6.0], ""
-        )
-    y = F.conv2d(x, weight, bias, geometry.stride, padding, geometry.dilation, groups)
-    return y.clamp_(0.0, 6.0) if geometry.relu6 else y
 
 
 class SplitBottleneck(nn.Module):
@@ -138,6 +92,7 @@ class SplitBottleneck(nn.Module):
         # which adds it to its own.
         self.keep_expansion = False
         self.add_previous_expansion = False
+        self.packed = Packed()
         self.set_splits(splits)
 
     def set_splits(self, splits: int) -> None:
@@ -177,6 +132,7 @@ class SplitBottleneck(nn.Module):
                 first_w, first_b = self.first_weight[start:stop], self.first_bias[start:stop]
             dw_w, dw_b = self.dw_weight[start:stop], self.dw_bias[start:stop]
             parts.append((first_w, first_b, dw_w, dw_b, self.project_weight_t[start:stop]))
+        self.packed.clear()
         return parts
 
     def _apply(self, fn, recurse=True):
@@ -199,17 +155,19 @@ class SplitBottleneck(nn.Module):
         x_rows = as_rows(x) if self.matmul_first or self.skip else None  # (N·H·W, k), a view
         out = x_rows + self.project_bias if self.skip and not self.project_relu6 else None  # (N·H'·W', k')
         expansion = None
-        whole = len(self.slices) == 1  # one slice: the fused oneDNN calls pay off
-        for (start, stop), (first_w, first_b, dw_w, dw_b, project_w) in zip(self.slices, self.parts, strict=True):
+        packed = self.packed
+        for i, ((start, stop), (first_w, first_b, dw_w, dw_b, project_w)) in enumerate(
+            zip(self.slices, self.parts, strict=True)
+        ):
             if self.matmul_first:
-                inner = as_image(linear_relu6(x_rows, first_w, first_b, fused=whole), n, h, w)  # (N, n/t, H, W)
+                inner = as_image(linear_relu6(x_rows, first_w, first_b, packed, (i,)), n, h, w)  # (N, n/t, H, W)
             elif first_w is not None:
-                inner = spatial_conv(x, first_w, first_b, self.first_geometry, groups=1, fused=whole)
+                inner = spatial_conv(x, first_w, first_b, self.first_geometry, 1, packed, ("first", i))
             else:
                 inner = x[:, start:stop]
             if self.add_previous_expansion and previous_expansion is not None:
                 inner = inner + previous_expansion
-            dw = as_rows(spatial_conv(inner, dw_w, dw_b, self.dw_geometry, groups=stop - start, fused=whole))
+            dw = as_rows(spatial_conv(inner, dw_w, dw_b, self.dw_geometry, stop - start, packed, ("dw", i)))
             expansion = inner if self.keep_expansion else None
             del inner
             out = torch.addmm(self.project_bias, dw, project_w) if out is None else out.addmm_(dw, project_w)
@@ -230,10 +188,17 @@ class SplitHead(nn.Module):
         self.register_buffer("weight", weight.flatten(1))
         self.register_buffer("bias", bias)
         self.relu6 = relu6
+        self.packed = Packed()
         self.set_splits(splits)
 
     def set_splits(self, splits: int) -> None:
         self.slices = channel_slices(self.weight.shape[0], splits)
+        self.packed.clear()
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self.packed.clear()
+        return self
 
     def live_bytes(self, h: int, w: int, splits: int, bytes_per_element: int = 4) -> tuple[int, int, int]:
         """(peak live bytes at batch 1 with `splits` slices, 1, 1): input, pooled features and the widest slice."""
@@ -248,11 +213,14 @@ class SplitHead(nn.Module):
         n, _, h, w = x.shape
         rows = as_rows(x)
         pooled = x.new_empty(n, self.weight.shape[0])
-        for start, stop in self.slices:
+        for i, (start, stop) in enumerate(self.slices):
             weight, bias = self.weight[start:stop], self.bias[start:stop]
             # (N·H·W, c/t)
-            fused = len(self.slices) == 1
-            y = linear_relu6(rows, weight, bias, fused=fused) if self.relu6 else torch.addmm(bias, rows, weight.t())
+            y = (
+                linear_relu6(rows, weight, bias, self.packed, (i,))
+                if self.relu6
+                else torch.addmm(bias, rows, weight.t())
+            )
             torch.mean(y.view(n, h * w, stop - start), dim=1, out=pooled[:, start:stop])
             del y
         return pooled
