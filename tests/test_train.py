@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -150,3 +151,25 @@ def test_finetune_with_new_num_classes_resets_the_classifier(tmp_path):
     assert torch.equal(model.blocks[5].project.bn.running_var, source.blocks[5].project.bn.running_var)
     assert model.classifier[1].bias.abs().sum() == 0  # freshly initialized, not the old weights
     assert load_recipe("digits")["hflip"] is False
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_cpu_run_keeps_freed_memory_only_while_it_trains(tmp_path, monkeypatch, reuse):
+    """`train` raises glibc's malloc thresholds for a CPU run (big tensors stay in the heap between steps) and puts
+    the defaults back when it returns; `reuse_memory=False` leaves malloc alone."""
+    import mobilenetv2.allocator as allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "set_thresholds", lambda mmap, trim: calls.append((mmap, trim)) or True)
+    monkeypatch.setattr(allocator, "_libc", lambda: None)  # nothing to trim in this test
+    train(tiny_config(tmp_path / "r", max_steps=1, epochs=1, reuse_memory=reuse, device="cpu"))
+    expected = [(allocator.REUSE_LIMIT,) * 2, (allocator.GLIBC_DEFAULT,) * 2] if reuse else []
+    assert calls == expected
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_glibc_accepts_the_malloc_setting():
+    from mobilenetv2.allocator import reusing_freed_memory
+
+    with reusing_freed_memory() as active:
+        assert active

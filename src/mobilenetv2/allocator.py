@@ -54,8 +54,8 @@ def reuse_freed_memory() -> bool:
 
 def release_freed_memory() -> None:
     """Back to glibc's default thresholds, and hand the heap's free memory back to the OS."""
-    if set_thresholds(GLIBC_DEFAULT, GLIBC_DEFAULT):
-        _libc().malloc_trim(0)
+    if set_thresholds(GLIBC_DEFAULT, GLIBC_DEFAULT) and (libc := _libc()) is not None:
+        libc.malloc_trim(0)
 
 
 @contextlib.contextmanager
