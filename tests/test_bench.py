@@ -56,3 +56,13 @@ def test_training_benchmark_runs_every_loop_in_its_own_process(tmp_path):
     assert set(saved["blocks"]) == set(LOOPS) and all(len(v) == 1 and v[0] > 0 for v in saved["blocks"].values())
     assert saved["speedup"] == result["ours_images_per_second"] / result["baseline_images_per_second"]
     assert "malloc reuse" in saved["ours"] and saved["threads"] == 1
+
+
+def test_bench_times_pytorch_pt2e_int8_next_to_onnxruntime_int8(tmp_path):
+    pytest.importorskip("torchao")
+    argv = ["bench", "--model", "mobilenet_v2_035", "--resolution", "32", "--paths", "int8-torch-pt2e,int8-onnxruntime"]
+    argv += ["--warmup", "1", "--rounds", "1", "--block", "1", "--batch-size", "2", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    rows = {r["name"]: r for r in json.loads((tmp_path / "bench.json").read_text())["rows"]}
+    assert set(rows) == {"int8-torch-pt2e", "int8-onnxruntime"}
+    assert rows["int8-torch-pt2e"]["precision"] == "int8" and rows["int8-torch-pt2e"]["runtime"] == "pytorch-inductor"

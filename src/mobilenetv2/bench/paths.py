@@ -41,6 +41,7 @@ PROJECT_PATHS = (
     "int8-onnxruntime",
     "int8-openvino",
     "int8-torch-x86",
+    "int8-torch-pt2e",
 )
 PEER_PATHS = ("torchvision", "torchvision-onnxruntime", "torchvision-openvino")
 ALL_PATHS = PROJECT_PATHS + PEER_PATHS
@@ -143,6 +144,7 @@ def build_paths(
     add("int8-onnxruntime", "project", "onnxruntime", "int8", lambda: ort_run(int8_onnx(need_onnx(), workdir), threads))
     add("int8-openvino", "project", "openvino", "int8", lambda: openvino_run(int8_ir(need_onnx(), workdir), threads))
     add("int8-torch-x86", "project", "pytorch", "int8", lambda: torch_run(int8_torch(model, input_size)))
+    add("int8-torch-pt2e", "project", "pytorch-inductor", "int8", lambda: torch_run(int8_pt2e(model, input_size)))
     add("torchvision", "peer", "pytorch", "fp32", lambda: torch_run(torchvision_eager()))
     tv_onnx = workdir / "torchvision.onnx"
     add(
@@ -199,6 +201,17 @@ def int8_torch(model: nn.Module, input_size: tuple[int, int]) -> nn.Module:
     from mobilenetv2.export.int8 import quantize_torch_x86
 
     return quantize_torch_x86(model, input_size, int8_calibration(input_size))
+
+
+def int8_pt2e(model: nn.Module, input_size: tuple[int, int]):
+    from mobilenetv2.export.int8 import quantize_torch_pt2e
+
+    run = quantize_torch_pt2e(model, input_size, int8_calibration(input_size))
+    try:
+        run(torch.zeros(1, 3, *input_size))  # compiles here, not in the timed calls
+    except Exception as exc:  # e.g. no C++ compiler for Inductor: leave the row out, say why
+        raise ImportError(f"Inductor could not compile the PT2E model: {str(exc).splitlines()[0]}") from None
+    return run
 
 
 def _onnx_input_dims(path: Path):

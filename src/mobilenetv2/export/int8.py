@@ -109,6 +109,38 @@ def quantize_torch_x86(model: nn.Module, input_size: tuple[int, int], calibratio
         return convert_fx(prepared)
 
 
+def quantize_torch_pt2e(model: nn.Module, input_size: tuple[int, int], calibration: np.ndarray) -> nn.Module:
+    """PyTorch 2 export quantization with torchao's X86InductorQuantizer (per-channel int8 weights, uint8
+    activations), compiled by Inductor with frozen weights: PyTorch's current INT8 route on x86 CPUs. Needs
+    `torchao` and a C++ compiler; the first calls compile (seconds per input shape). Measured by `bench` only."""
+    import torch._inductor.config as inductor_config
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from mobilenetv2.export.onnx import freeze_same_padding
+
+    example = (torch.zeros(2, 3, *input_size),)  # batch 2: export would fix a batch of 1 as a constant
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = torch.export.export(
+            freeze_same_padding(model, input_size).eval(), example, dynamic_shapes=({0: batch},)
+        ).module()
+        quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
+        prepared = prepare_pt2e(graph, quantizer)
+        with torch.no_grad():
+            for item in batches(calibration):
+                prepared(torch.from_numpy(item))
+        compiled = torch.compile(convert_pt2e(prepared), dynamic=True)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), inductor_config.patch(freezing=True), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Inductor's own deprecation chatter while it compiles
+            return compiled(x)
+
+    return run
+
+
 def save_torchscript_int8(module: nn.Module, path: Path, input_size: tuple[int, int], meta: dict) -> Path:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
