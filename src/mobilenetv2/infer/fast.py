@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mobilenetv2.infer.fold import fold_unit
-from mobilenetv2.infer.kernels import Packed, spatial_conv
+from mobilenetv2.infer.kernels import PackedOp, spatial_conv
 from mobilenetv2.infer.split import SplitBottleneck, SplitHead, out_size
 from mobilenetv2.layers import InvertedResidual
 from mobilenetv2.models import MobileNetV2
@@ -25,7 +25,7 @@ COPIED_ATTRIBUTES = ("model_name", "model_options", "preprocessing", "class_name
 SCHEDULES = ("peak", "uniform")
 
 
-class StemConv(nn.Module):
+class StemConv(PackedOp):
     """The stem conv on its own (only when it cannot be fused with the first bottleneck)."""
 
     def __init__(self, unit: nn.Module) -> None:
@@ -33,12 +33,6 @@ class StemConv(nn.Module):
         weight, bias, self.geometry = fold_unit(unit)
         self.register_buffer("weight", weight.contiguous(memory_format=torch.channels_last))
         self.register_buffer("bias", bias)
-        self.packed = Packed()
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        self.packed.clear()
-        return self
 
     def forward(self, x: torch.Tensor, previous_expansion: None = None) -> tuple[torch.Tensor, None]:
         return spatial_conv(x, self.weight, self.bias, self.geometry, 1, self.packed), None

@@ -9,6 +9,7 @@ calls are plain `addmm`/`conv2d` + an in-place clamp.
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mobilenetv2.infer.fold import Geometry
 from mobilenetv2.layers.padding import same_padding
@@ -19,11 +20,8 @@ RELU6 = ("hardtanh", [0.0, 6.0], "")
 def _onednn_available() -> bool:
     try:
         ops = torch.ops.mkldnn
-        return torch.backends.mkldnn.is_available() and all(
-            hasattr(ops, name)
-            for name in ("_linear_pointwise", "_convolution_pointwise", "_reorder_linear_weight")
-            + ("_reorder_convolution_weight",)
-        )
+        names = ("_linear_pointwise", "_convolution_pointwise", "_reorder_linear_weight", "_reorder_convolution_weight")
+        return torch.backends.mkldnn.is_available() and all(hasattr(ops, name) for name in names)
     except (AttributeError, RuntimeError):
         return False
 
@@ -60,6 +58,19 @@ class Packed:
 
     def __getstate__(self) -> dict:
         return {"weights": {}}
+
+
+class PackedOp(nn.Module):
+    """An op with a `Packed` cache, emptied whenever its tensors are replaced (`.to()`, `.double()`, ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.packed = Packed()
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self.packed.clear()
+        return self
 
 
 def linear_relu6(

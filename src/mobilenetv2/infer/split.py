@@ -14,10 +14,9 @@ give every op only as many slices as the peak needs (see fast.py's "peak" schedu
 """
 
 import torch
-from torch import nn
 
 from mobilenetv2.infer.fold import Geometry
-from mobilenetv2.infer.kernels import Packed, linear_relu6, spatial_conv
+from mobilenetv2.infer.kernels import PackedOp, linear_relu6, spatial_conv
 
 
 def channel_slices(channels: int, splits: int) -> list[tuple[int, int]]:
@@ -51,7 +50,7 @@ def out_size(size: int, geometry: Geometry) -> int:
     return (size + 2 * geometry.padding - reach - 1) // geometry.stride + 1
 
 
-class SplitBottleneck(nn.Module):
+class SplitBottleneck(PackedOp):
     """One op of Sec. 5.1: [first conv ->] depthwise -> projection, run over `splits` slices of the inner channels.
 
     The first conv is the 1x1 expansion of a bottleneck, or the stem conv when the stem is fused with a t = 1
@@ -92,7 +91,6 @@ class SplitBottleneck(nn.Module):
         # which adds it to its own.
         self.keep_expansion = False
         self.add_previous_expansion = False
-        self.packed = Packed()
         self.set_splits(splits)
 
     def set_splits(self, splits: int) -> None:
@@ -179,7 +177,7 @@ class SplitBottleneck(nn.Module):
         return as_image(out, n, h_out, w_out), expansion
 
 
-class SplitHead(nn.Module):
+class SplitHead(PackedOp):
     """The last 1x1 conv (ReLU6) fused with global average pooling: slices of its channels are pooled right
     away, so the (N, 1280, H, W) tensor never exists whole. Returns (N, 1280) pooled features."""
 
@@ -188,17 +186,11 @@ class SplitHead(nn.Module):
         self.register_buffer("weight", weight.flatten(1))
         self.register_buffer("bias", bias)
         self.relu6 = relu6
-        self.packed = Packed()
         self.set_splits(splits)
 
     def set_splits(self, splits: int) -> None:
         self.slices = channel_slices(self.weight.shape[0], splits)
         self.packed.clear()
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        self.packed.clear()
-        return self
 
     def live_bytes(self, h: int, w: int, splits: int, bytes_per_element: int = 4) -> tuple[int, int, int]:
         """(peak live bytes at batch 1 with `splits` slices, 1, 1): input, pooled features and the widest slice."""
