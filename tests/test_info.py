@@ -112,3 +112,13 @@ def test_info_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_info_splits_shows_which_ops_the_peak_schedule_splits(capsys):
+    assert main(["info", "mobilenet_v2_100", "--splits", "5", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)["peak_schedule"]
+    # blocks.1 (96-channel expansion at 112x112) sets the peak, so it takes all 5 slices; the 7x7 ops run whole.
+    assert plan["blocks.1"] == 5 and max(plan.values()) == 5
+    assert plan["blocks.16"] == 1 and plan["head+pool"] == 1
+    assert main(["info", "mobilenet_v2_100", "--splits", "5"]) == 0
+    assert "peak schedule (for_inference(splits=5)): slices per op" in capsys.readouterr().out

@@ -30,8 +30,22 @@ def run(args: argparse.Namespace) -> int:
     model = create_model(args.model, **model_options(args))
     check_resolution(model, args.resolution)
     result = profile(model, args.resolution, splits=args.splits)
+    plan = _split_plan(model, args.resolution, args.splits)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=1))
+        print(json.dumps(result.to_dict() | ({"peak_schedule": plan} if plan else {}), indent=1))
     else:
         print(format_profile(result))
+        if plan:
+            split = ", ".join(f"{name} {t}" for name, t in plan.items() if t > 1)
+            print(f"peak schedule (for_inference(splits={args.splits})): slices per op {split}; every other op whole")
     return 0
+
+
+def _split_plan(model, resolution: tuple[int, int], splits: int) -> dict[str, int] | None:
+    from mobilenetv2.models import MobileNetV2
+
+    if splits < 2 or not isinstance(model, MobileNetV2) or model.shortcut == "expansion":
+        return None
+    from mobilenetv2.infer.fast import split_plan
+
+    return split_plan(model, resolution, splits)

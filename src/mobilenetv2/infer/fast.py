@@ -65,6 +65,14 @@ def peak_schedule(ops: list[nn.Module], size: tuple[int, int], in_channels: int,
     return [next(s for s in range(1, splits + 1) if live(i, s) <= peak) for i in range(len(ops))]
 
 
+def split_plan(model: MobileNetV2, size: tuple[int, int], splits: int) -> dict[str, int]:
+    """{op name: slices} of the peak schedule for `splits=t` at an input of `size` (what `info --splits` shows)."""
+    fast = for_inference(model, splits=splits, schedule="uniform")
+    ops = [*fast.ops, fast.head]
+    plan = peak_schedule(ops, size, model.stem.conv.in_channels, splits) if splits > 1 else [1] * len(ops)
+    return dict(zip(fast.op_names(), plan, strict=True))
+
+
 def bottleneck_op(block: InvertedResidual, *, splits: int, stem: nn.Module | None = None) -> SplitBottleneck:
     """One Sec. 5.1 op from a bottleneck; with `stem`, the stem conv is its first conv (Table 3's note)."""
     first = fold_unit(stem) if stem is not None else (fold_unit(block.expand) if block.expand is not None else None)
