@@ -58,11 +58,14 @@ def test_training_benchmark_runs_every_loop_in_its_own_process(tmp_path):
     assert "malloc reuse" in saved["ours"] and saved["threads"] == 1
 
 
-def test_bench_times_pytorch_pt2e_int8_next_to_onnxruntime_int8(tmp_path):
+def test_bench_times_the_inductor_paths_next_to_the_others(tmp_path):
+    """PyTorch's compiler paths: the model under torch.compile (fp32) and PT2E INT8 (torchao), at 2 batch sizes."""
     pytest.importorskip("torchao")
-    argv = ["bench", "--model", "mobilenet_v2_035", "--resolution", "32", "--paths", "int8-torch-pt2e,int8-onnxruntime"]
+    paths = "compiled,int8-torch-pt2e,int8-onnxruntime"
+    argv = ["bench", "--model", "mobilenet_v2_035", "--resolution", "32", "--paths", paths]
     argv += ["--warmup", "1", "--rounds", "1", "--block", "1", "--batch-size", "2", "--out", str(tmp_path)]
     assert main(argv) == 0
     rows = {r["name"]: r for r in json.loads((tmp_path / "bench.json").read_text())["rows"]}
-    assert set(rows) == {"int8-torch-pt2e", "int8-onnxruntime"}
+    assert set(rows) == set(paths.split(","))
     assert rows["int8-torch-pt2e"]["precision"] == "int8" and rows["int8-torch-pt2e"]["runtime"] == "pytorch-inductor"
+    assert rows["compiled"]["precision"] == "fp32" and rows["compiled"]["runtime"] == "pytorch-inductor"

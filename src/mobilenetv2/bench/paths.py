@@ -33,6 +33,7 @@ class BenchPath:
 PROJECT_PATHS = (
     "eager",
     "fast",
+    "compiled",
     "split",
     "split-uniform",
     "onnxruntime",
@@ -134,6 +135,7 @@ def build_paths(
 
     add("eager", "project", "pytorch", "fp32", lambda: torch_run(model))
     add("fast", "project", "pytorch", "fp32", lambda: fast(1))
+    add("compiled", "project", "pytorch-inductor", "fp32", lambda: compiled(model, input_size))
     for t in splits:
         add("split", "project", "pytorch", "fp32", lambda t=t: fast(t), row=f"split-{t}")
     for t in splits:
@@ -201,6 +203,28 @@ def int8_torch(model: nn.Module, input_size: tuple[int, int]) -> nn.Module:
     from mobilenetv2.export.int8 import quantize_torch_x86
 
     return quantize_torch_x86(model, input_size, int8_calibration(input_size))
+
+
+def compiled(model: nn.Module, input_size: tuple[int, int]) -> Run:
+    """The model under torch.compile (Inductor, frozen weights, C++ wrapper): BN folding and weight packing done by
+    PyTorch's compiler instead of `for_inference`. Needs a C++ compiler; compiles on the first call per shape."""
+    import copy
+    import warnings
+
+    import torch._inductor.config as inductor_config
+
+    module = torch.compile(copy.deepcopy(model).eval())
+
+    def run(x: np.ndarray) -> torch.Tensor:
+        with torch.no_grad(), inductor_config.patch(freezing=True, cpp_wrapper=True), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return module(torch.from_numpy(x))
+
+    try:
+        run(np.zeros((1, 3, *input_size), dtype=np.float32))  # compiles here, not in the timed calls
+    except Exception as exc:  # e.g. no C++ compiler: leave the row out, say why
+        raise ImportError(f"Inductor could not compile the model: {str(exc).splitlines()[0]}") from None
+    return run
 
 
 def int8_pt2e(model: nn.Module, input_size: tuple[int, int]):
