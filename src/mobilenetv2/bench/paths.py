@@ -220,21 +220,23 @@ def compiled(model: nn.Module, input_size: tuple[int, int]) -> Run:
             warnings.simplefilter("ignore")
             return module(torch.from_numpy(x))
 
-    try:
-        run(np.zeros((1, 3, *input_size), dtype=np.float32))  # compiles here, not in the timed calls
-    except Exception as exc:  # e.g. no C++ compiler: leave the row out, say why
-        raise ImportError(f"Inductor could not compile the model: {str(exc).splitlines()[0]}") from None
-    return run
+    return _compiled_now(lambda: run(np.zeros((1, 3, *input_size), dtype=np.float32)), run, "the model")
 
 
 def int8_pt2e(model: nn.Module, input_size: tuple[int, int]):
     from mobilenetv2.export.int8 import quantize_torch_pt2e
 
     run = quantize_torch_pt2e(model, input_size, int8_calibration(input_size))
+    return _compiled_now(lambda: run(torch.zeros(1, 3, *input_size)), run, "the PT2E model")
+
+
+def _compiled_now(first_call: Callable[[], object], run: Callable, what: str) -> Callable:
+    """Make the first call (Inductor compiles there, not in the timed calls); a path that cannot compile (e.g. no
+    C++ compiler) is left out of the table with the reason, like a missing library."""
     try:
-        run(torch.zeros(1, 3, *input_size))  # compiles here, not in the timed calls
-    except Exception as exc:  # e.g. no C++ compiler for Inductor: leave the row out, say why
-        raise ImportError(f"Inductor could not compile the PT2E model: {str(exc).splitlines()[0]}") from None
+        first_call()
+    except Exception as exc:
+        raise ImportError(f"Inductor could not compile {what}: {str(exc).splitlines()[0]}") from None
     return run
 
 
