@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mobilenetv2.allocator import release_freed_memory, reuse_freed_memory
+from mobilenetv2.allocator import reusing_freed_memory
 from mobilenetv2.bench.machine import cpu_name
 from mobilenetv2.bench.paths import ALL_PATHS, BenchPath, build_paths, temporary_workdir
 from mobilenetv2.bench.report import write_outputs
@@ -108,6 +108,8 @@ def benchmark_latency(
     `reuse_memory`: malloc keeps freed memory for every path (allocator.py). Otherwise a path's speed depends on
     what ran before it: glibc adapts its mmap threshold to the blocks freed so far, and torchvision's eager
     forward measured 22 ms in a fresh process against 16 ms with freed memory reused."""
+    import mobilenetv2
+
     names = list(paths or ALL_PATHS)
     unknown = [n for n in names if n not in ALL_PATHS]
     if unknown:
@@ -116,32 +118,6 @@ def benchmark_latency(
     if min(warmup, rounds - 1, block - 1, batch_size - 1, threads - 1, *(t - 1 for t in splits)) < 0:
         raise UserError("warmup must be >= 0; rounds, block, batch size, threads and splits >= 1")
     torch.set_num_threads(threads)
-    reusing = reuse_memory and reuse_freed_memory()
-    try:
-        return _benchmark(
-            model_name,
-            weights,
-            resolution,
-            batch_size,
-            names,
-            splits,
-            threads,
-            warmup,
-            rounds,
-            block,
-            "reuse freed memory" if reusing else "C library default",
-            out_dir,
-        )
-    finally:
-        if reusing:
-            release_freed_memory()
-
-
-def _benchmark(
-    model_name, weights, resolution, batch_size, names, splits, threads, warmup, rounds, block, malloc, out_dir
-) -> dict:
-    import mobilenetv2
-
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
         # Read by OpenMP when torch loads, so it cannot be changed from here. On a busy 2-core machine spinning
         # OpenMP threads measured 354 ms vs 93 ms passive for the same torchvision forward.
@@ -151,7 +127,8 @@ def _benchmark(
         )
     model = mobilenetv2.load(weights) if weights else mobilenetv2.create_model(model_name).eval()
     rng = np.random.default_rng(0)
-    with temporary_workdir() as tmp:
+    # Malloc reuse for every path while they are built and timed (the process defaults come back after).
+    with reusing_freed_memory(reuse_memory) as reusing, temporary_workdir() as tmp:
         built = build_paths(
             model, input_size=resolution, names=names, splits=splits, threads=threads, workdir=Path(tmp)
         )
@@ -176,7 +153,7 @@ def _benchmark(
         "batch_size": batch_size,
         "splits": splits,
         "timing": {"warmup": warmup, "rounds": rounds, "block": block},
-        "machine": machine() | {"malloc": malloc},
+        "machine": machine() | {"malloc": "reuse freed memory" if reusing else "C library default"},
         "rows": result_rows,
         "summary": summarize(result_rows),
     }
