@@ -7,7 +7,6 @@ in the runtime of the chosen format, then checked against fp32 PyTorch on held-o
 - torchscript: PyTorch's FX graph mode with the x86 backend (fbgemm/oneDNN kernels), traced and frozen.
 """
 
-import json
 import logging
 import tempfile
 import warnings
@@ -20,7 +19,12 @@ from torch import nn
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.calibration import CalibrationSet, load_calibration
-from mobilenetv2.export.metadata import KEY, TORCHSCRIPT_FILE, export_metadata, set_onnx_metadata
+from mobilenetv2.export.metadata import (
+    export_metadata,
+    set_onnx_metadata,
+    set_openvino_metadata,
+    torchscript_extra_files,
+)
 from mobilenetv2.export.verify import ExportResult
 
 CALIBRATION_BATCH = 16
@@ -86,7 +90,7 @@ def quantize_openvino(fp32_path: Path, path: Path, calibration: np.ndarray, meta
     advanced = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
     quantized = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items), advanced_parameters=advanced)
     if meta is not None:
-        quantized.set_rt_info(json.dumps(meta), [KEY])
+        set_openvino_metadata(quantized, meta)
     ov.save_model(quantized, str(path))
     return path
 
@@ -145,7 +149,7 @@ def save_torchscript_int8(module: nn.Module, path: Path, input_size: tuple[int, 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frozen = torch.jit.freeze(torch.jit.trace(module, torch.zeros(1, 3, *input_size)))
-        torch.jit.save(frozen, str(path), _extra_files={TORCHSCRIPT_FILE: json.dumps(meta)})
+        torch.jit.save(frozen, str(path), _extra_files=torchscript_extra_files(meta))
     return path
 
 

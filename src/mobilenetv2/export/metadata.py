@@ -39,6 +39,16 @@ def set_onnx_metadata(proto, meta: dict[str, Any]) -> None:
     entry.key, entry.value = KEY, json.dumps(meta)
 
 
+def set_openvino_metadata(model, meta: dict[str, Any]) -> None:
+    """Put `meta` under our key in an OpenVINO model's rt_info (saved with the IR)."""
+    model.set_rt_info(json.dumps(meta), [KEY])
+
+
+def torchscript_extra_files(meta: dict[str, Any]) -> dict[str, str]:
+    """`_extra_files` for `torch.jit.save` that carry `meta`."""
+    return {TORCHSCRIPT_FILE: json.dumps(meta)}
+
+
 def read_metadata(path: str | Path) -> dict[str, Any] | None:
     """The header of an exported .onnx, .xml (OpenVINO IR) or .pt (TorchScript) file; None when it has none."""
     path = Path(path)

@@ -1,6 +1,5 @@
 """OpenVINO IR export (.xml + .bin), converted from our verified ONNX graph and checked in OpenVINO's CPU plugin."""
 
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -9,7 +8,7 @@ import numpy as np
 from torch import nn
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.export.metadata import KEY, export_metadata
+from mobilenetv2.export.metadata import export_metadata, set_openvino_metadata
 from mobilenetv2.export.onnx import export_onnx
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ def export_openvino(model: nn.Module, path: str | Path, *, input_size: tuple[int
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(model, Path(tmp) / "model.onnx", input_size=input_size)
         ir = ov.convert_model(str(onnx_path))
-    ir.set_rt_info(json.dumps(export_metadata(model, input_size)), [KEY])
+    set_openvino_metadata(ir, export_metadata(model, input_size))
     # compress_to_fp16=False: the IR keeps fp32 weights (the default would halve them to fp16 on disk).
     ov.save_model(ir, str(path), compress_to_fp16=False)
     log.debug("wrote %s", path)

@@ -1,6 +1,5 @@
 """TorchScript export: traced at the export size, frozen (BN folded, constants inlined), checked by loading it back."""
 
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -9,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mobilenetv2.export.metadata import TORCHSCRIPT_FILE, export_metadata
+from mobilenetv2.export.metadata import export_metadata, torchscript_extra_files
 from mobilenetv2.export.onnx import freeze_same_padding
 
 log = logging.getLogger(__name__)
@@ -18,7 +17,7 @@ log = logging.getLogger(__name__)
 def export_torchscript(model: nn.Module, path: str | Path, *, input_size: tuple[int, int]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    extra = {TORCHSCRIPT_FILE: json.dumps(export_metadata(model, input_size))}
+    extra = torchscript_extra_files(export_metadata(model, input_size))
     # Constant TF-SAME pads keep the trace free of shape arithmetic the tracer would bake in with warnings.
     model = freeze_same_padding(model, input_size)
     # TorchScript is deprecated in favour of torch.export but remains what C++ (libtorch) and mobile load.
