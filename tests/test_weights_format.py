@@ -140,3 +140,33 @@ def test_newer_format_and_unknown_architecture_are_named(saved, tmp_path):
 def test_imagenet_class_names_come_offline_in_synset_order():
     names = imagenet_class_names()
     assert len(names) == 1000 and names[0] == "tench" and names[1] == "goldfish" and len(set(names)) > 990
+
+
+def test_a_full_disk_keeps_the_old_file_and_gives_one_line(saved, tmp_path, monkeypatch, capsys):
+    model, path, _ = saved
+    src, out = tmp_path / "tv.pth", tmp_path / "tv.safetensors"
+    torch.save(torchvision_state_dict(), src)
+    assert main(["convert", str(src), "--from", "torchvision", "--out", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+
+    def write_until_full(tensors, filename, metadata=None):  # what safetensors does when the disk fills up
+        with open(filename, "wb") as f:
+            f.write(b"\0" * 1000)
+        raise RuntimeError("I/O error")
+
+    monkeypatch.setattr("safetensors.torch.save_file", write_until_full)
+    monkeypatch.setattr("mobilenetv2.atomic.disk_full", lambda folder: True)
+    assert main(["convert", str(src), "--from", "torchvision", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no space left on device" in err and str(out) in err, err
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tv.pth", "tv.safetensors"]
+    with pytest.raises(OSError, match="no space left"):
+        mobilenetv2.save(model, path.with_name("other.safetensors"))
+
+
+def torchvision_state_dict():
+    import torchvision
+
+    return torchvision.models.mobilenet_v2(width_mult=0.35, num_classes=3).state_dict()

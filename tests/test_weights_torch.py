@@ -142,12 +142,12 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, capsys, writer):
 def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys):
     rand = tmp_path / "random.pth"
     rand.write_bytes(os.urandom(4096))
-    resnet = tmp_path / "resnet18.pth"
-    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), resnet)
+    other = tmp_path / "squeezenet.pth"
+    torch.save(torchvision.models.squeezenet1_1(num_classes=3).state_dict(), other)
     cases = [
         (rand, "torchvision", "not a PyTorch weights file"),
-        (resnet, "torchvision", "not a torchvision mobilenet_v2"),
-        (resnet, "timm", "not a timm mobilenetv2"),
+        (other, "torchvision", "not a torchvision mobilenet_v2"),
+        (other, "timm", "not a timm mobilenetv2"),
         (tmp_path / "missing.pth", "timm", "no such file"),
     ]
     for path, source, message in cases:

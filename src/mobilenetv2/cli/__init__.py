@@ -1,16 +1,20 @@
 """`mobilenetv2 COMMAND ...`: one module per subcommand in this package, each a thin call into the library.
 
 A command module defines `add_parser(subparsers)` and `run(args) -> int`. Bad input (ValueError, missing
-files, UserError) becomes one line on stderr and exit code 2; anything else is a bug and keeps its traceback.
+files, UserError) and a full or read-only disk become one line on stderr and exit code 2; anything else is a bug and
+keeps its traceback.
 """
 
 import argparse
+import errno
 import importlib
 import logging
 import pkgutil
 import sys
 
 EXIT_USAGE = 2
+# OSErrors that say something about the machine, not the program: reported in one line like bad input.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,14 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as exc:
+    except BrokenPipeError:
+        return 0
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, OSError) and not (
+            isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError))
+            or exc.errno in ENVIRONMENT_ERRNOS
+        ):
+            raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
             message = f"{message}: {exc.filename}"
         print(f"mobilenetv2 {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:
-        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
