@@ -5,9 +5,12 @@ import torch
 
 import mobilenetv2
 from conftest import randomize_bn_
+from mobilenetv2.infer.graph import graph_available
 from mobilenetv2.infer.split import channel_slices
 
 ATOL = 1e-4
+# Both engines run the same folded ops: one op at a time from Python, or compiled by oneDNN Graph.
+ENGINES = ("eager", "graph") if graph_available() else ("eager",)
 
 
 def trained_like(name: str = "mobilenet_v2", **options) -> torch.nn.Module:
@@ -29,7 +32,9 @@ def assert_same_outputs(model: torch.nn.Module, x: torch.Tensor, splits: int) ->
         expected = model(x)
     assert expected.abs().max() > 0.1  # the comparison below is not between near-zero logits
     for schedule in ("peak", "uniform") if splits > 1 else ("peak",):  # uniform: every op runs split
-        assert_close(mobilenetv2.for_inference(model, splits=splits, schedule=schedule)(x), expected)
+        for engine in ENGINES if model.shortcut != "expansion" else ("eager",):
+            fast = mobilenetv2.for_inference(model, splits=splits, schedule=schedule, engine=engine)
+            assert_close(fast(x), expected)
 
 
 @pytest.mark.parametrize("name", mobilenetv2.list_models("mobilenet_v2*"))
@@ -117,7 +122,51 @@ def test_channel_slices_cover_every_channel_once_in_near_equal_groups(channels, 
 def test_schedules_give_the_same_outputs_and_bad_schedules_are_refused():
     model = trained_like("mobilenet_v2_050", num_classes=10)
     x = torch.randn(2, 3, 64, 64)
-    outputs = [mobilenetv2.for_inference(model, splits=4, schedule=s)(x) for s in ("peak", "uniform")]
-    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-5)
+    for engine in ENGINES:
+        fast = [mobilenetv2.for_inference(model, splits=4, schedule=s, engine=engine) for s in ("peak", "uniform")]
+        outputs = [f(x) for f in fast]
+        if engine == "eager":  # the same kernels over other slices: only the summation order differs
+            torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-5)
+        else:  # oneDNN Graph picks kernels and layouts per slice width: held to the fast path's own bound
+            assert_close(outputs[0], outputs[1])
     with pytest.raises(ValueError, match="schedule must be one of peak, uniform"):
         mobilenetv2.for_inference(model, splits=2, schedule="greedy")
+
+
+@pytest.mark.skipif("graph" not in ENGINES, reason="this PyTorch has no oneDNN Graph")
+def test_graph_engine_is_the_default_compiles_per_shape_and_leaves_torchscript_as_it_was():
+    import copy
+    import pickle
+
+    model = trained_like(width=0.35)
+    fast = mobilenetv2.for_inference(model, splits=2)
+    x = torch.randn(2, 3, 64, 64)
+    assert fast.engine == "auto" and fast.uses_graph(x)
+    before = torch._C._jit_llga_enabled()
+    for size in (64, 64, 64, 48):  # the graph compiles over the first calls of each shape
+        x = torch.randn(1, 3, size, size)
+        with torch.no_grad():
+            assert_close(fast(x), model(x))
+    assert torch._C._jit_llga_enabled() == before  # the global switch is only on during the call
+    assert len(fast.graphs.graphs) == 2
+    for clone in (copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
+        assert clone.graphs.graphs == {}
+        with torch.no_grad():
+            assert_close(clone(x), model(x))
+    double = fast.double()  # other dtypes run the eager ops
+    assert double.graphs.graphs == {} and not double.uses_graph(x.double())
+    with torch.no_grad():
+        assert_close(double(x.double()).float(), model(x))
+
+
+def test_engines_are_checked():
+    model = trained_like(width=0.35)
+    with pytest.raises(ValueError, match="engine must be one of auto, graph, eager"):
+        mobilenetv2.for_inference(model, engine="jit")
+    if "graph" in ENGINES:
+        fast = mobilenetv2.for_inference(model, engine="graph")
+        with pytest.raises(ValueError, match="float32 CPU inputs only"):
+            fast(torch.randn(1, 3, 32, 32, dtype=torch.float64))
+        with pytest.raises(ValueError, match="shortcut='expansion'"):
+            mobilenetv2.for_inference(trained_like(width=0.35, shortcut="expansion"), engine="graph")
+    assert mobilenetv2.for_inference(trained_like(width=0.35, shortcut="expansion")).engine == "eager"

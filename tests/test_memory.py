@@ -29,7 +29,7 @@ def test_tracker_counts_live_storages_once_and_forgets_freed_ones():
 
 
 def fast_peak(model: torch.nn.Module, x: torch.Tensor, splits: int) -> dict:
-    fast = mobilenetv2.for_inference(model, splits=splits)
+    fast = mobilenetv2.for_inference(model, splits=splits, engine="eager")
     return measure_forward(fast, x, fast_ops(fast))
 
 
@@ -77,8 +77,8 @@ def test_benchmark_writes_json_and_plot(tmp_path):
 
 
 def test_rss_child_reports_a_peak_increase():
-    small = rss_child("mobilenet_v2_035", 64, "fast", 2)
-    large = rss_child("mobilenet_v2_035", 768, "fast", 1)
+    small = rss_child("mobilenet_v2_035", 64, "fast-eager", 2)
+    large = rss_child("mobilenet_v2_035", 768, "fast-eager", 1)
     # The unsplit forward at 768x768 holds 8 -> 48 channel expansions of 384x384 (28 MB) at once.
     assert large["peak_increase_bytes"] > 20e6 > small["peak_increase_bytes"] >= 0
 
@@ -88,7 +88,7 @@ def test_each_op_states_its_own_measured_peak(small, splits):
     """`live_bytes` (what the peak schedule plans with) equals the measured per-op peak. The first op is left
     out: its input is the caller's image, which the tracker does not count."""
     model, x = small
-    fast = mobilenetv2.for_inference(model, splits=splits, schedule="uniform")
+    fast = mobilenetv2.for_inference(model, splits=splits, schedule="uniform", engine="eager")
     per_op = measure_forward(fast, x, fast_ops(fast))["per_op"]
     h, w = x.shape[-2:]
     for i, (name, op) in enumerate(fast_ops(fast)):
@@ -100,8 +100,8 @@ def test_each_op_states_its_own_measured_peak(small, splits):
 @pytest.mark.parametrize("splits", [2, 5, 8])
 def test_peak_schedule_keeps_the_uniform_peak_with_fewer_slices(small, splits):
     model, x = small
-    uniform = mobilenetv2.for_inference(model, splits=splits, schedule="uniform")
-    peak = mobilenetv2.for_inference(model, splits=splits)
+    uniform = mobilenetv2.for_inference(model, splits=splits, schedule="uniform", engine="eager")
+    peak = mobilenetv2.for_inference(model, splits=splits, engine="eager")
     measured = {f: measure_forward(f, x, fast_ops(f))["peak_bytes"] for f in (uniform, peak)}
     assert measured[peak] == measured[uniform]
     assert max(peak.op_splits()) == splits and min(peak.op_splits()) == 1  # late, small ops run whole

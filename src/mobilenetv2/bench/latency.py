@@ -79,8 +79,10 @@ def summarize(rows: list[dict]) -> dict[str, float | None]:
     peers = [r["latency"]["median_ms"] for r in fp32 if r["group"] == "peer"]
     ratios = {
         "fastest_project_fp32_over_fastest_peer_fp32": min(own) / min(peers) if own and peers else None,
-        "fast_over_torchvision_eager": by["fast"] / by["torchvision"] if {"fast", "torchvision"} <= by.keys() else None,
     }
+    for name in ("fast", "fast-eager"):
+        if {name, "torchvision"} <= by.keys():
+            ratios[f"{name.replace('-', '_')}_over_torchvision_eager"] = by[name] / by["torchvision"]
     for name in by:
         if name.startswith("split-") and "fast" in by:
             ratios[f"{name}_over_fast"] = by[name] / by["fast"]

@@ -104,7 +104,7 @@ def measure_splits(model: nn.Module, resolution: int, max_splits: int) -> dict[i
     x = torch.randn(1, 3, resolution, resolution)
     results = {}
     for t in range(1, max_splits + 1):
-        fast = for_inference(model, splits=t)
+        fast = for_inference(model, splits=t, engine="eager")  # per-op calls, so every storage is seen
         result = measure_forward(fast, x, fast_ops(fast))
         result["op_splits"] = dict(zip(fast.op_names(), fast.op_splits(), strict=True))
         result["predicted_peak_bytes"] = profile(model, resolution, splits=t).memory.predicted_peak_bytes
@@ -158,13 +158,19 @@ def benchmark_memory(
 def measure_rss(model_name: str, resolution: int, splits: int) -> dict[str, Any]:
     """Peak RSS increase of one forward on a (1, 3, R, R) input, each path in a fresh process (Linux)."""
     runs = {}
-    for path, t in (("torchvision_eager", 1), ("fast", 1), ("fast", 2), ("fast", splits)):
+    from mobilenetv2.infer.graph import graph_available
+
+    cases = [("torchvision_eager", 1, "torchvision_eager")]
+    if graph_available():
+        cases.append(("fast", 1, "fast_splits_1"))  # the default engine: oneDNN Graph
+    cases += [("fast-eager", t, f"fast_eager_splits_{t}") for t in sorted({1, 2, splits})]
+    for path, t, key in cases:
         command = [sys.executable, "-m", "mobilenetv2.bench.memory", model_name, str(resolution), path, str(t)]
         log.info("peak RSS: %s splits=%d at %dx%d", path, t, resolution, resolution)
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"RSS child failed: {done.stderr.strip().splitlines()[-1:]}")
-        runs[path if path != "fast" else f"fast_splits_{t}"] = json.loads(done.stdout.strip().splitlines()[-1])
+        runs[key] = json.loads(done.stdout.strip().splitlines()[-1])
     return {"resolution": resolution, "runs": runs}
 
 
@@ -178,6 +184,8 @@ def _status_kib(field: str) -> int:
 
 def rss_child(model_name: str, resolution: int, path: str, splits: int) -> dict[str, int]:
     """Run in a fresh process: set everything up (weights, input, a small warm-up), then one big forward.
+    The graph engine ("fast") first runs twice at full size, which is when it compiles for that shape; tensors
+    that large are mmapped and unmapped by glibc on every call, so the measured forward still maps its own.
 
     The peak is the kernel's high-water mark of this process's RSS (VmHWM), reset just before the forward
     (`/proc/self/clear_refs`). ru_maxrss is not used: Linux keeps it across exec, so a child starts with
@@ -191,10 +199,12 @@ def rss_child(model_name: str, resolution: int, path: str, splits: int) -> dict[
     if path == "torchvision_eager":
         run = torchvision.models.mobilenet_v2(width_mult=model.width).eval()
     else:
-        run = for_inference(model, splits=splits)
+        run = for_inference(model, splits=splits, engine="eager" if path == "fast-eager" else "auto")
     x = torch.randn(1, 3, resolution, resolution)
     with torch.inference_mode():
         run(torch.randn(1, 3, 64, 64))
+        if path == "fast":  # the graph engine compiles per input shape, over its first two calls
+            run(x), run(x)
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # resets VmHWM to the current RSS
         before = _status_kib("VmRSS")

@@ -33,6 +33,7 @@ class BenchPath:
 PROJECT_PATHS = (
     "eager",
     "fast",
+    "fast-eager",
     "compiled",
     "split",
     "split-uniform",
@@ -108,7 +109,8 @@ def build_paths(
 ) -> list[BenchPath]:
     """Build the requested paths for `model` (eval), exporting into `workdir`. "split" and "split-uniform"
     give one row per t in `splits` ("split-2", "split-uniform-2", ...): the fast path split with the peak and
-    the uniform schedule."""
+    the uniform schedule. "fast" and the split rows run for_inference's default engine (oneDNN Graph where
+    available), "fast-eager" its per-op Python engine."""
     from mobilenetv2.export import export_model
 
     model = model.eval()
@@ -128,18 +130,22 @@ def build_paths(
             export_model(model, onnx_file, format="onnx", input_size=input_size)
         return onnx_file
 
-    def fast(t: int, schedule: str = "peak") -> Run:
+    def fast(t: int, schedule: str = "peak", engine: str = "auto") -> Run:
         from mobilenetv2.infer import for_inference
 
-        return torch_run(for_inference(model, splits=t, schedule=schedule), channels_last=True)
+        return torch_run(for_inference(model, splits=t, schedule=schedule, engine=engine), channels_last=True)
 
+    from mobilenetv2.infer.graph import graph_available
+
+    fast_runtime = "pytorch-onednn-graph" if graph_available() else "pytorch"  # what engine="auto" runs
     add("eager", "project", "pytorch", "fp32", lambda: torch_run(model))
-    add("fast", "project", "pytorch", "fp32", lambda: fast(1))
+    add("fast", "project", fast_runtime, "fp32", lambda: fast(1))
+    add("fast-eager", "project", "pytorch", "fp32", lambda: fast(1, engine="eager"))
     add("compiled", "project", "pytorch-inductor", "fp32", lambda: compiled(model, input_size))
     for t in splits:
-        add("split", "project", "pytorch", "fp32", lambda t=t: fast(t), row=f"split-{t}")
+        add("split", "project", fast_runtime, "fp32", lambda t=t: fast(t), row=f"split-{t}")
     for t in splits:
-        add("split-uniform", "project", "pytorch", "fp32", lambda t=t: fast(t, "uniform"), row=f"split-uniform-{t}")
+        add("split-uniform", "project", fast_runtime, "fp32", lambda t=t: fast(t, "uniform"), row=f"split-uniform-{t}")
     add("onnxruntime", "project", "onnxruntime", "fp32", lambda: ort_run(need_onnx(), threads))
     add("openvino", "project", "openvino", "fp32", lambda: openvino_run(export_ir(model, workdir, input_size), threads))
     add("torchscript", "project", "pytorch", "fp32", lambda: torch_run(export_ts(model, workdir, input_size)))

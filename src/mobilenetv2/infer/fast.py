@@ -9,6 +9,11 @@ Splitting only lowers the peak where the peak is: the early, high-resolution bot
 schedule gives every op the fewest slices (at most t) that keep it within the peak that splitting every op
 into t slices reaches, so memory is that of `splits=t` and the late, small ops run whole (no per-slice calls).
 `schedule="uniform"` splits every op into t slices, as Sec. 5.1 describes it.
+
+Two engines run the same ops: "eager" calls them one by one from Python (fused oneDNN calls on pre-packed
+weights, see kernels.py); "graph" traces them once per input shape into a TorchScript graph that oneDNN Graph
+compiles (see graph.py), which removes the per-call cost. "auto" (default) takes the graph for CPU float32
+inputs where this PyTorch has oneDNN Graph, else eager.
 """
 
 import torch
@@ -16,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mobilenetv2.infer.fold import fold_unit
+from mobilenetv2.infer.graph import ENGINES, GraphEngine, graph_available
 from mobilenetv2.infer.kernels import PackedOp, spatial_conv
 from mobilenetv2.infer.split import SplitBottleneck, SplitHead, out_size
 from mobilenetv2.layers import InvertedResidual
@@ -91,12 +97,16 @@ class FastMobileNetV2(nn.Module):
     """Eval-only MobileNetV2: ops on channels_last tensors, run under `torch.inference_mode()`.
 
     Input: (N, C, H, W) float, contiguous or channels_last. Output: (N, num_classes) logits.
+    The weights are those of `model` when it was converted; the graph engine compiles them on the first
+    call for each input shape.
     """
 
-    def __init__(self, model: MobileNetV2, *, splits: int, schedule: str = "peak") -> None:
+    def __init__(self, model: MobileNetV2, *, splits: int, schedule: str = "peak", engine: str = "auto") -> None:
         super().__init__()
         self.splits = splits
         self.schedule = schedule
+        self.engine = engine
+        self.graphs = GraphEngine()
         first = model.blocks[0]
         ops: list[nn.Module] = []
         # Fusing needs the first bottleneck to have no expansion and no shortcut (its input, the stem output,
@@ -137,6 +147,19 @@ class FastMobileNetV2(nn.Module):
         """Names of the ops in `ops` followed by the head: "stem+blocks.0", "blocks.1", ..., "head+pool"."""
         return [*self.names, "head+pool"]
 
+    def uses_graph(self, x: torch.Tensor) -> bool:
+        """Whether `x` runs through the compiled graph (else through the eager ops)."""
+        if self.engine == "eager" or self.engine == "auto" and not self.graphs.usable(x):
+            return False
+        if not self.graphs.usable(x):
+            raise ValueError(f"engine='graph' runs float32 CPU inputs only, got {x.dtype} on {x.device}")
+        return True
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self.graphs.clear()  # compiled from the old tensors
+        return self
+
     def train(self, mode: bool = True) -> "FastMobileNetV2":
         if mode:
             raise RuntimeError("a for_inference() model is eval-only; train the original model instead")
@@ -146,6 +169,8 @@ class FastMobileNetV2(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"expected an (N, C, H, W) input, got shape {tuple(x.shape)}")
         with torch.inference_mode():
+            if self.uses_graph(x):
+                return self.graphs.run(self, x, tuple(self.op_splits()))
             expansion = None
             for op in self.ops:
                 x, expansion = op(x, expansion)
@@ -153,13 +178,16 @@ class FastMobileNetV2(nn.Module):
             return F.linear(features, self.classifier_weight, self.classifier_bias)
 
 
-def for_inference(model: nn.Module, *, splits: int = 1, schedule: str = "peak") -> FastMobileNetV2:
+def for_inference(
+    model: nn.Module, *, splits: int = 1, schedule: str = "peak", engine: str = "auto"
+) -> FastMobileNetV2:
     """An eval-only copy of `model` for fast CPU inference; `splits=t` runs Sec. 5.1's split schedule.
 
     BN is folded into the convs and tensors run channels_last; outputs equal `model.eval()(x)` within
     float rounding. The original model is left untouched. `schedule="peak"` (default) reaches the peak
     activation memory of t slices everywhere while splitting only the ops that need it to;
-    `schedule="uniform"` splits every op into t slices.
+    `schedule="uniform"` splits every op into t slices. `engine`: "auto" (default), "graph" (oneDNN Graph,
+    float32 CPU inputs only) or "eager" (one Python call per op; what `bench --memory` counts per tensor).
     """
     if not isinstance(model, MobileNetV2):
         raise ValueError(f"for_inference supports MobileNetV2 models, got {type(model).__name__}")
@@ -172,4 +200,12 @@ def for_inference(model: nn.Module, *, splits: int = 1, schedule: str = "peak") 
             "shortcut='expansion' adds whole expansion tensors between blocks, which Sec. 5.1's split "
             "(splits > 1) never builds; use splits=1 for this model"
         )
-    return FastMobileNetV2(model, splits=splits, schedule=schedule)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "graph" and not graph_available():
+        raise ValueError("engine='graph' needs a PyTorch with oneDNN Graph (x86 builds with oneDNN); use 'eager'")
+    if model.shortcut == "expansion" and engine == "graph":
+        raise ValueError("engine='graph' does not run shortcut='expansion' (Figure 6b's ablation); use 'eager'")
+    if model.shortcut == "expansion":
+        engine = "eager"
+    return FastMobileNetV2(model, splits=splits, schedule=schedule, engine=engine)
