@@ -170,3 +170,21 @@ def test_engines_are_checked():
         with pytest.raises(ValueError, match="shortcut='expansion'"):
             mobilenetv2.for_inference(trained_like(width=0.35, shortcut="expansion"), engine="graph")
     assert mobilenetv2.for_inference(trained_like(width=0.35, shortcut="expansion")).engine == "eager"
+
+
+def test_auto_engine_falls_back_to_eager_when_the_graph_fails(monkeypatch, caplog):
+    model = trained_like(width=0.35)
+    x = torch.randn(1, 3, 32, 32)
+
+    def broken(fast, x):
+        raise RuntimeError("no oneDNN Graph for this op")
+
+    monkeypatch.setattr("mobilenetv2.infer.graph.GraphEngine.trace", staticmethod(broken))
+    monkeypatch.setattr("mobilenetv2.infer.graph.GraphEngine.usable", lambda self, x: True)
+    fast = mobilenetv2.for_inference(model)
+    with torch.no_grad():
+        assert_close(fast(x), model(x))
+    assert fast.engine == "eager" and "graph engine failed" in caplog.text
+    if "graph" in ENGINES:
+        with pytest.raises(RuntimeError, match="no oneDNN Graph"):
+            mobilenetv2.for_inference(model, engine="graph")(x)

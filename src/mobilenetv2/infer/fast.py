@@ -16,6 +16,8 @@ compiles (see graph.py), which removes the per-call cost. "auto" (default) takes
 inputs where this PyTorch has oneDNN Graph, else eager.
 """
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +28,8 @@ from mobilenetv2.infer.kernels import PackedOp, spatial_conv
 from mobilenetv2.infer.split import SplitBottleneck, SplitHead, out_size
 from mobilenetv2.layers import InvertedResidual
 from mobilenetv2.models import MobileNetV2
+
+log = logging.getLogger(__name__)
 
 COPIED_ATTRIBUTES = ("model_name", "model_options", "preprocessing", "class_names", "provenance")
 SCHEDULES = ("peak", "uniform")
@@ -170,7 +174,13 @@ class FastMobileNetV2(nn.Module):
             raise ValueError(f"expected an (N, C, H, W) input, got shape {tuple(x.shape)}")
         with torch.inference_mode():
             if self.uses_graph(x):
-                return self.graphs.run(self, x, tuple(self.op_splits()))
+                try:
+                    return self.graphs.run(self, x, tuple(self.op_splits()))
+                except RuntimeError as exc:  # a graph this PyTorch cannot trace or compile
+                    if self.engine == "graph":
+                        raise
+                    log.warning("for_inference: the graph engine failed (%s); running the eager engine", exc)
+                    self.engine = "eager"
             expansion = None
             for op in self.ops:
                 x, expansion = op(x, expansion)
