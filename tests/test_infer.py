@@ -134,14 +134,15 @@ def test_schedules_give_the_same_outputs_and_bad_schedules_are_refused():
 
 
 @pytest.mark.skipif("graph" not in ENGINES, reason="this PyTorch has no oneDNN Graph")
-def test_graph_engine_is_the_default_compiles_per_shape_and_leaves_torchscript_as_it_was():
+def test_graph_engine_is_the_unsplit_default_compiles_per_shape_and_leaves_torchscript_as_it_was():
     import copy
     import pickle
 
     model = trained_like(width=0.35)
-    fast = mobilenetv2.for_inference(model, splits=2)
+    fast = mobilenetv2.for_inference(model, splits=2, engine="graph")
     x = torch.randn(2, 3, 64, 64)
-    assert fast.engine == "auto" and fast.uses_graph(x)
+    assert mobilenetv2.for_inference(model).uses_graph(x)
+    assert mobilenetv2.for_inference(model, splits=2).engine == "eager"  # splits are for memory: the eager engine
     before = torch._C._jit_llga_enabled()
     for size in (64, 64, 64, 48):  # the graph compiles over the first calls of each shape
         x = torch.randn(1, 3, size, size)
@@ -153,7 +154,9 @@ def test_graph_engine_is_the_default_compiles_per_shape_and_leaves_torchscript_a
         assert clone.graphs.graphs == {}
         with torch.no_grad():
             assert_close(clone(x), model(x))
-    double = fast.double()  # other dtypes run the eager ops
+    auto = mobilenetv2.for_inference(model)
+    auto(x)
+    double = auto.double()  # with engine="auto", other dtypes run the eager ops
     assert double.graphs.graphs == {} and not double.uses_graph(x.double())
     with torch.no_grad():
         assert_close(double(x.double()).float(), model(x))

@@ -84,8 +84,9 @@ def summarize(rows: list[dict]) -> dict[str, float | None]:
         if {name, "torchvision"} <= by.keys():
             ratios[f"{name.replace('-', '_')}_over_torchvision_eager"] = by[name] / by["torchvision"]
     for name in by:
-        if name.startswith("split-") and "fast" in by:
-            ratios[f"{name}_over_fast"] = by[name] / by["fast"]
+        for unsplit in ("fast", "fast-eager"):  # the default unsplit path, and the same engine as the splits
+            if name.startswith("split-") and unsplit in by:
+                ratios[f"{name}_over_{unsplit.replace('-', '_')}"] = by[name] / by[unsplit]
     return ratios
 
 
