@@ -142,7 +142,9 @@ def test_graph_engine_is_the_unsplit_default_compiles_per_shape_and_leaves_torch
     fast = mobilenetv2.for_inference(model, splits=2, engine="graph")
     x = torch.randn(2, 3, 64, 64)
     assert mobilenetv2.for_inference(model).uses_graph(x)
-    assert mobilenetv2.for_inference(model, splits=2).engine == "eager"  # splits are for memory: the eager engine
+    hybrid = mobilenetv2.for_inference(model, splits=2)  # split ops eager (their memory), the rest compiled
+    assert hybrid.graph_start(x) == 1 + max(i for i, s in enumerate(hybrid.op_splits()) if s > 1)
+    assert mobilenetv2.for_inference(model, splits=2, schedule="uniform").graph_start(x) is None  # head split
     before = torch._C._jit_llga_enabled()
     for size in (64, 64, 64, 48):  # the graph compiles over the first calls of each shape
         x = torch.randn(1, 3, size, size)
@@ -179,7 +181,7 @@ def test_auto_engine_falls_back_to_eager_when_the_graph_fails(monkeypatch, caplo
     model = trained_like(width=0.35)
     x = torch.randn(1, 3, 32, 32)
 
-    def broken(fast, x):
+    def broken(fast, x, start=0):
         raise RuntimeError("no oneDNN Graph for this op")
 
     monkeypatch.setattr("mobilenetv2.infer.graph.GraphEngine.trace", staticmethod(broken))

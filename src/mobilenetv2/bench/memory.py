@@ -161,8 +161,8 @@ def measure_rss(model_name: str, resolution: int, splits: int) -> dict[str, Any]
     from mobilenetv2.infer.graph import graph_available
 
     cases = [("torchvision_eager", 1, "torchvision_eager")]
-    if graph_available():
-        cases.append(("fast", 1, "fast_splits_1"))  # the default engine: oneDNN Graph
+    if graph_available():  # the default engine: oneDNN Graph (at t > 1 for the whole ops after the split ones)
+        cases += [("fast", t, f"fast_splits_{t}") for t in sorted({1, splits})]
     cases += [("fast-eager", t, f"fast_eager_splits_{t}") for t in sorted({1, 2, splits})]
     for path, t, key in cases:
         command = [sys.executable, "-m", "mobilenetv2.bench.memory", model_name, str(resolution), path, str(t)]

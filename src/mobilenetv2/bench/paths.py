@@ -109,8 +109,8 @@ def build_paths(
 ) -> list[BenchPath]:
     """Build the requested paths for `model` (eval), exporting into `workdir`. "split" and "split-uniform"
     give one row per t in `splits` ("split-2", "split-uniform-2", ...): the fast path split with the peak and
-    the uniform schedule. "fast" runs for_inference's default engine (oneDNN Graph where available),
-    "fast-eager" and the split rows its per-op Python engine."""
+    the uniform schedule. "fast" and the split rows run for_inference's default engine (oneDNN Graph where
+    available, split ops eagerly), "fast-eager" its per-op Python engine."""
     from mobilenetv2.export import export_model
 
     model = model.eval()
@@ -142,8 +142,9 @@ def build_paths(
     add("fast", "project", fast_runtime, "fp32", lambda: fast(1))
     add("fast-eager", "project", "pytorch", "fp32", lambda: fast(1, engine="eager"))
     add("compiled", "project", "pytorch-inductor", "fp32", lambda: compiled(model, input_size))
-    for t in splits:  # engine="auto" runs splits > 1 on the eager engine, the one whose memory they lower
-        add("split", "project", "pytorch", "fp32", lambda t=t: fast(t), row=f"split-{t}")
+    split_runtime = "pytorch+onednn-graph" if graph_available() else "pytorch"  # split ops eager, the rest compiled
+    for t in splits:
+        add("split", "project", split_runtime, "fp32", lambda t=t: fast(t), row=f"split-{t}")
     for t in splits:
         add("split-uniform", "project", "pytorch", "fp32", lambda t=t: fast(t, "uniform"), row=f"split-uniform-{t}")
     add("onnxruntime", "project", "onnxruntime", "fp32", lambda: ort_run(need_onnx(), threads))

@@ -12,10 +12,12 @@ into t slices reaches, so memory is that of `splits=t` and the late, small ops r
 
 Two engines run the same ops: "eager" calls them one by one from Python (fused oneDNN calls on pre-packed
 weights, see kernels.py); "graph" traces them once per input shape into a TorchScript graph that oneDNN Graph
-compiles (see graph.py), which removes the per-call cost. "auto" (default) takes the graph for CPU float32
-inputs where this PyTorch has oneDNN Graph, else eager, and always eager for splits > 1: the graph's compiled
-partitions hold buffers of their own, so its memory does not follow the slices (measured at 2048x2048: 291 MB
-at t = 1 and 367 MB at t = 8, against 571 MB and 165-273 MB for the eager engine), and splitting is for memory.
+compiles (see graph.py), which removes the per-call cost. A graph's compiled partitions hold buffers of their
+own, so its memory does not follow the slices (measured at 2048x2048 after trimming the heap: 291 MB at t = 1
+and 367 MB at t = 8, against 571 MB and 165-273 MB for the eager engine). So "auto" (default), for CPU float32
+inputs where this PyTorch has oneDNN Graph, runs the split ops (the early, high-resolution ones that set the
+peak) on the eager engine and the whole ops after them in a graph; elsewhere everything runs eagerly.
+"graph" compiles every op, split or not.
 """
 
 import logging
@@ -171,20 +173,37 @@ class FastMobileNetV2(nn.Module):
             raise RuntimeError("a for_inference() model is eval-only; train the original model instead")
         return super().train(False)
 
+    def graph_start(self, x: torch.Tensor) -> int | None:
+        """Index of the first op of `ops` that the compiled graph runs for `x` (the ops before it run eagerly),
+        or None when every op runs eagerly. engine="graph" compiles everything; "auto" leaves the split ops
+        (and any op before them) to the eager engine, whose memory they lower, and compiles the whole ops after
+        them; a split head leaves nothing whole to compile."""
+        if not self.uses_graph(x):
+            return None
+        if self.engine == "graph":
+            return 0
+        splits = self.op_splits()
+        if splits[-1] > 1:
+            return None
+        return max((i + 1 for i, s in enumerate(splits[:-1]) if s > 1), default=0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError(f"expected an (N, C, H, W) input, got shape {tuple(x.shape)}")
         with torch.inference_mode():
-            if self.uses_graph(x):
+            start = self.graph_start(x)
+            expansion = None
+            for op in self.ops[: start or 0]:
+                x, expansion = op(x, expansion)
+            if start is not None:
                 try:
-                    return self.graphs.run(self, x, tuple(self.op_splits()))
+                    return self.graphs.run(self, x, tuple(self.op_splits()), start)
                 except RuntimeError as exc:  # a graph this PyTorch cannot trace or compile
                     if self.engine == "graph":
                         raise
                     log.warning("for_inference: the graph engine failed (%s); running the eager engine", exc)
                     self.engine = "eager"
-            expansion = None
-            for op in self.ops:
+            for op in self.ops[start or 0 :]:
                 x, expansion = op(x, expansion)
             features = self.head(x)  # (N, 1280·max(1, α))
             return F.linear(features, self.classifier_weight, self.classifier_bias)
@@ -198,9 +217,10 @@ def for_inference(
     BN is folded into the convs and tensors run channels_last; outputs equal `model.eval()(x)` within
     float rounding. The original model is left untouched. `schedule="peak"` (default) reaches the peak
     activation memory of t slices everywhere while splitting only the ops that need it to;
-    `schedule="uniform"` splits every op into t slices. `engine`: "auto" (default: the graph at splits=1 where
-    available, else eager), "graph" (oneDNN Graph, float32 CPU inputs only; fastest, but its memory does not
-    shrink with splits) or "eager" (one Python call per op; what `bench --memory` counts per tensor).
+    `schedule="uniform"` splits every op into t slices. `engine`: "auto" (default: split ops eager, the whole
+    ops after them compiled by oneDNN Graph where available), "graph" (every op compiled, float32 CPU inputs
+    only; its memory does not shrink with splits) or "eager" (one Python call per op; what `bench --memory`
+    counts per tensor).
     """
     if not isinstance(model, MobileNetV2):
         raise ValueError(f"for_inference supports MobileNetV2 models, got {type(model).__name__}")
@@ -219,6 +239,6 @@ def for_inference(
         raise ValueError("engine='graph' needs a PyTorch with oneDNN Graph (x86 builds with oneDNN); use 'eager'")
     if model.shortcut == "expansion" and engine == "graph":
         raise ValueError("engine='graph' does not run shortcut='expansion' (Figure 6b's ablation); use 'eager'")
-    if model.shortcut == "expansion" or (engine == "auto" and splits > 1):
-        engine = "eager"  # see the module docstring: splits > 1 is for memory, which only the eager engine saves
+    if model.shortcut == "expansion":
+        engine = "eager"
     return FastMobileNetV2(model, splits=splits, schedule=schedule, engine=engine)

@@ -86,15 +86,15 @@ class GraphBottleneck(nn.Module):
 
 
 class GraphOps(nn.Module):
-    """A `FastMobileNetV2` (any splits, shortcut='input' or 'none') in aten calls only, for tracing."""
+    """A `FastMobileNetV2` (any splits, shortcut='input' or 'none') in aten calls only, for tracing; from op
+    `start` of `fast.ops` on (the ops before it run elsewhere), through the head and the classifier."""
 
-    def __init__(self, fast: nn.Module) -> None:
+    def __init__(self, fast: nn.Module, start: int = 0) -> None:
         super().__init__()
         self.stem = None
-        ops = list(fast.ops)
-        if not hasattr(ops[0], "slices"):  # a StemConv on its own
-            stem = ops.pop(0)
-            self.stem = stem
+        ops = list(fast.ops)[start:]
+        if ops and not hasattr(ops[0], "slices"):  # a StemConv on its own
+            self.stem = ops.pop(0)
         self.blocks = nn.ModuleList(GraphBottleneck(op) for op in ops)
         head = fast.head
         self.head_slices = list(head.slices)
@@ -146,20 +146,21 @@ class GraphEngine:
     def usable(self, x: torch.Tensor) -> bool:
         return x.device.type == "cpu" and x.dtype == torch.float32 and graph_available()
 
-    def run(self, fast: nn.Module, x: torch.Tensor, plan: tuple = ()) -> torch.Tensor:
-        """`fast`'s output for `x`; `plan` (slices per op) is part of the key, so a new split plan retraces."""
-        key = (tuple(x.shape), x.is_contiguous(memory_format=torch.channels_last), plan)
+    def run(self, fast: nn.Module, x: torch.Tensor, plan: tuple = (), start: int = 0) -> torch.Tensor:
+        """The logits of `fast` from the input `x` of its op `start` on; `plan` (slices per op) is part of the
+        key, so a new split plan retraces."""
+        key = (tuple(x.shape), x.is_contiguous(memory_format=torch.channels_last), plan, start)
         graph = self.graphs.get(key)
         with onednn_fusion():
             if graph is None:
                 if len(self.graphs) >= self.LIMIT:
                     self.graphs.clear()
-                graph = self.graphs[key] = self.trace(fast, x)
+                graph = self.graphs[key] = self.trace(fast, x, start)
             return graph(x)
 
     @staticmethod
-    def trace(fast: nn.Module, x: torch.Tensor) -> torch.jit.ScriptModule:
-        ops = GraphOps(fast).eval()
+    def trace(fast: nn.Module, x: torch.Tensor, start: int = 0) -> torch.jit.ScriptModule:
+        ops = GraphOps(fast, start).eval()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # TorchScript's deprecation notice; the graph is private to this engine
             return torch.jit.freeze(torch.jit.trace(ops, x, check_trace=False))
