@@ -97,11 +97,16 @@ def test_batching_does_not_change_predictions(weights, images):
         assert [t["prob"] for t in a.top] == pytest.approx([t["prob"] for t in b.top], abs=1e-5)
 
 
-def test_split_inference_predicts_the_same(weights, images):
+def test_split_inference_and_every_engine_predict_the_same(weights, images, capsys):
     files = [str(images / "rgb.bmp")]
     plain = predict_files(files, weights=weights, splits=1)[0].top
-    split = predict_files(files, weights=weights, splits=3)[0].top
-    assert [t["prob"] for t in split] == pytest.approx([t["prob"] for t in plain], abs=1e-5)
+    for splits, engine in ((3, "auto"), (1, "eager"), (3, "eager")):
+        other = predict_files(files, weights=weights, splits=splits, engine=engine)[0].top
+        assert [t["prob"] for t in other] == pytest.approx([t["prob"] for t in plain], abs=1e-5)
+    capsys.readouterr()
+    assert main(["predict", *files, "--weights", str(weights), "--engine", "eager", "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)[0]["top"]
+    assert [t["prob"] for t in top] == pytest.approx([t["prob"] for t in plain], abs=1e-5)
 
 
 @pytest.fixture

@@ -12,6 +12,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list: {file, top: [{index, label, prob}], error}")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     p.add_argument("--splits", type=int, default=1, help="run Sec. 5.1's memory-efficient split inference")
+    p.add_argument(
+        "--engine",
+        choices=["auto", "graph", "eager"],
+        default="auto",
+        help="for_inference engine: auto (default), graph (oneDNN Graph), eager (one call per op)",
+    )
     p.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default: PIL's bomb limit)")
     p.set_defaults(func=run)
 
@@ -32,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         topk=args.topk,
         batch_size=args.batch_size,
         splits=args.splits,
+        engine=args.engine,
         max_pixels=args.max_pixels or MAX_PIXELS,
     )
     if args.json:

@@ -56,8 +56,11 @@ def class_labels(model: nn.Module, num_classes: int) -> list[str]:
     return [names[i] if i < len(names) else str(i) for i in range(num_classes)]
 
 
-def load_for_prediction(weights: str | os.PathLike, *, splits: int = 1) -> tuple[nn.Module, Callable, list[str]]:
-    """(runnable model, PIL -> tensor transform, class labels) from a weights file."""
+def load_for_prediction(
+    weights: str | os.PathLike, *, splits: int = 1, engine: str = "auto"
+) -> tuple[nn.Module, Callable, list[str]]:
+    """(runnable model, PIL -> tensor transform, class labels) from a weights file; `splits` and `engine` as in
+    `for_inference`."""
     from mobilenetv2.data.transforms import eval_transform
     from mobilenetv2.infer.fast import for_inference
     from mobilenetv2.models import MobileNetV2
@@ -66,7 +69,7 @@ def load_for_prediction(weights: str | os.PathLike, *, splits: int = 1) -> tuple
     model = load(weights)
     labels = class_labels(model, model.num_classes)
     transform = eval_transform(model.preprocessing)
-    runnable = for_inference(model, splits=splits) if isinstance(model, MobileNetV2) else model.eval()
+    runnable = for_inference(model, splits=splits, engine=engine) if isinstance(model, MobileNetV2) else model.eval()
     return runnable, transform, labels
 
 
@@ -88,6 +91,7 @@ def predict_files(
     topk: int = 5,
     batch_size: int = 16,
     splits: int = 1,
+    engine: str = "auto",
     max_pixels: int = MAX_PIXELS,
 ) -> list[Prediction]:
     """Top-k predictions for every image in `inputs` (files, folders, globs), batched, in input order."""
@@ -98,7 +102,7 @@ def predict_files(
     files = expand_inputs(inputs)
     if not files:
         raise UserError("no input images given")
-    model, transform, labels = load_for_prediction(weights, splits=splits)
+    model, transform, labels = load_for_prediction(weights, splits=splits, engine=engine)
     k = min(topk, len(labels))
     results = [Prediction(file=f) for f in files]
     with tqdm(total=len(files), unit="img", disable=len(files) <= batch_size or None, leave=False) as bar:
