@@ -134,9 +134,12 @@ def test_schedules_give_the_same_outputs_and_bad_schedules_are_refused():
 
 
 @pytest.mark.skipif("graph" not in ENGINES, reason="this PyTorch has no oneDNN Graph")
-def test_graph_engine_is_the_unsplit_default_compiles_per_shape_and_leaves_torchscript_as_it_was():
+def test_graph_engine_is_the_unsplit_default_compiles_per_shape_and_leaves_torchscript_as_it_was(monkeypatch):
     import copy
     import pickle
+
+    trims = []
+    monkeypatch.setattr("mobilenetv2.infer.graph.trim_heap", lambda: trims.append(1))
 
     model = trained_like(width=0.35)
     fast = mobilenetv2.for_inference(model, splits=2, engine="graph")
@@ -152,6 +155,7 @@ def test_graph_engine_is_the_unsplit_default_compiles_per_shape_and_leaves_torch
             assert_close(fast(x), model(x))
     assert torch._C._jit_llga_enabled() == before  # the global switch is only on during the call
     assert len(fast.graphs.graphs) == 2
+    assert len(trims) == 1  # the heap is trimmed once a shape has compiled (64: 3 calls, 48: only 1 so far)
     for clone in (copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
         assert clone.graphs.graphs == {}
         with torch.no_grad():

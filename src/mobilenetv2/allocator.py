@@ -54,7 +54,13 @@ def reuse_freed_memory() -> bool:
 
 def release_freed_memory() -> None:
     """Back to glibc's default thresholds, and hand the heap's free memory back to the OS."""
-    if set_thresholds(GLIBC_DEFAULT, GLIBC_DEFAULT) and (libc := _libc()) is not None:
+    if set_thresholds(GLIBC_DEFAULT, GLIBC_DEFAULT):
+        trim_heap()
+
+
+def trim_heap() -> None:
+    """Hand the heap's free memory back to the OS now (glibc's malloc_trim); thresholds stay as they are."""
+    if (libc := _libc()) is not None:
         libc.malloc_trim(0)
 
 
