@@ -11,6 +11,7 @@ slices stays a sum of projections; tensors between partitions are freed at their
 missing (no oneDNN Graph in this PyTorch, not CPU float32), the fast path runs its eager ops instead.
 """
 
+import functools
 import warnings
 
 import torch
@@ -24,6 +25,7 @@ from mobilenetv2.layers.padding import same_padding
 ENGINES = ("auto", "graph", "eager")
 
 
+@functools.cache
 def graph_available() -> bool:
     """Whether this PyTorch has oneDNN Graph fusion for TorchScript (x86 builds with oneDNN)."""
     jit_c = torch._C
