@@ -20,7 +20,7 @@ from torch import nn
 
 from mobilenetv2.allocator import trim_heap
 from mobilenetv2.infer.fold import Geometry
-from mobilenetv2.layers.padding import same_padding
+from mobilenetv2.infer.kernels import padded
 
 ENGINES = ("auto", "graph", "eager")
 
@@ -38,11 +38,7 @@ def graph_available() -> bool:
 
 def conv_relu6(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geometry: Geometry, groups: int):
     """One folded k x k conv (stem, depthwise, or a strided first conv), ReLU6 when the geometry says so."""
-    padding = geometry.padding
-    if geometry.same_pad:
-        top, bottom = same_padding(x.shape[-2], geometry.kernel, geometry.stride, geometry.dilation)
-        left, right = same_padding(x.shape[-1], geometry.kernel, geometry.stride, geometry.dilation)
-        x, padding = F.pad(x, (left, right, top, bottom)), 0
+    x, padding = padded(x, geometry)
     y = F.conv2d(x, weight, bias, geometry.stride, padding, geometry.dilation, groups)
     return F.hardtanh(y, 0.0, 6.0) if geometry.relu6 else y
 

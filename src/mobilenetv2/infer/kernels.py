@@ -84,6 +84,18 @@ def linear_relu6(
     return torch.addmm(bias, rows, weight.t()).clamp_(0.0, 6.0)
 
 
+def padded(x: torch.Tensor, geometry: Geometry) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(input, the conv's own (h, w) padding): TF 'SAME' padding goes to the conv when it is even on both
+    sides of each axis, else it is applied to the input here."""
+    if not geometry.same_pad:
+        return x, (geometry.padding, geometry.padding)
+    top, bottom = same_padding(x.shape[-2], geometry.kernel, geometry.stride, geometry.dilation)
+    left, right = same_padding(x.shape[-1], geometry.kernel, geometry.stride, geometry.dilation)
+    if top == bottom and left == right:
+        return x, (top, left)
+    return F.pad(x, (left, right, top, bottom)), (0, 0)
+
+
 def spatial_conv(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -94,14 +106,7 @@ def spatial_conv(
     key: tuple = (),
 ) -> torch.Tensor:
     """A k x k conv (stem or depthwise) with ReLU6 when `geometry` says so; TF 'SAME' padding when asked."""
-    padding = (geometry.padding, geometry.padding)
-    if geometry.same_pad:
-        top, bottom = same_padding(x.shape[-2], geometry.kernel, geometry.stride, geometry.dilation)
-        left, right = same_padding(x.shape[-1], geometry.kernel, geometry.stride, geometry.dilation)
-        if top == bottom and left == right:
-            padding = (top, left)
-        else:
-            x, padding = F.pad(x, (left, right, top, bottom)), (0, 0)
+    x, padding = padded(x, geometry)
     if packed is not None and geometry.relu6 and fusable(x):
         pad, stride, dilation = list(padding), [geometry.stride] * 2, [geometry.dilation] * 2
         shape = list(x.shape)
