@@ -15,8 +15,11 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    task: str = "classification"
 
 
+# What a model does decides how `train`, `eval`, `predict`, `export` and `info` treat it.
+TASKS = ("classification", "detection", "segmentation")
 _MODELS: dict[str, ModelEntry] = {}
 
 
@@ -25,10 +28,13 @@ def register_model(
     builder: Callable[..., nn.Module],
     defaults: dict[str, Any] | None = None,
     description: str = "",
+    task: str = "classification",
 ) -> None:
     if name in _MODELS:
         raise ValueError(f"model {name!r} is already registered")
-    _MODELS[name] = ModelEntry(name, builder, dict(defaults or {}), description)
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    _MODELS[name] = ModelEntry(name, builder, dict(defaults or {}), description, task)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -75,3 +81,8 @@ def create_model(name: str, *, weights: str | None = None, **options: Any) -> nn
 def _load_builtin() -> None:
     # Importing the models package registers every built-in architecture exactly once.
     import mobilenetv2.models  # noqa: F401
+
+
+def task_of(name: str) -> str:
+    """The task of a registered model ("classification", "detection" or "segmentation")."""
+    return get_entry(name).task
