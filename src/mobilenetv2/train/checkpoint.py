@@ -43,3 +43,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: say so in one line
         raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def plain(value: Any) -> Any:
+    """Tuples to lists, recursively (checkpoints and saved configs hold plain types only)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
