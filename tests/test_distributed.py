@@ -2,7 +2,8 @@
 
 BatchNorm normalizes with per-process batch statistics unless SyncBatchNorm is on, and PyTorch's SyncBatchNorm
 has no CPU kernel; so the comparison freezes BatchNorm (`--freeze-bn`: running statistics, as in fine-tuning)
-and turns dropout off, in fp32 (on a CPU with native bf16, `--precision auto` trains in bf16). Then every per-sample computation is the same, and the only difference left is
+and turns dropout off, in fp32 (on a CPU with native bf16, `--precision auto` trains in bf16). Then every
+per-sample computation is the same, and the only difference left is
 floating-point summation order: DDP averages two 8-image gradient means instead of one 16-image mean.
 In fp32 that is a few ulps per step, i.e. ~1e-7 relative; after 3 small SGD steps the weights must agree to
 1e-5 absolute (weights are O(0.1..1)), far below what one wrong sample or a missing all-reduce would change.
