@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobilenetv2.bench.machine import cpu_name
+from mobilenetv2.utils import cpu_name
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from mobilenetv2.train.config import TrainConfig
-from mobilenetv2.train.evaluation import evaluate_weights
 from mobilenetv2.train.loop import train
+from mobilenetv2.workflows.evaluate import evaluate_weights
 
 log = logging.getLogger(__name__)
 
