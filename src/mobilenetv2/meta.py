@@ -100,7 +100,8 @@ def _preprocessing(value: Any, source: str) -> Preprocessing:
     ok = ok and all(isinstance(v, int | float) and math.isfinite(v) for v in pre.mean)
     if not ok:
         raise UserError(
-            f"{source}: header preprocessing has invalid sizes (input_size 1..{MAX_SIDE} px, resize up to twice that) or statistics ({d!r})"
+            f"{source}: header preprocessing has invalid sizes (input_size 1..{MAX_SIDE} px, resize up to "
+            f"twice that) or statistics ({d!r})"
         )
     return pre
 

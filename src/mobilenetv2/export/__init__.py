@@ -59,7 +59,7 @@ def check_output(path: str | Path, format: str, *, inputs: tuple[str | Path | No
     path = Path(path)
     want = FORMATS.get(format)
     if want is not None and path.suffix.lower() != want:
-        raise UserError(f"--out {path}: a {format} export must end in {want}")
+        raise UserError(f"--out {path}: {format} exports must end in {want}")
     if path.exists() and not path.is_file():
         raise UserError(f"--out {path}: exists and is not a regular file")
     written = [path, path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [path]
