@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.paper.common import markdown_table, save_figure, write_csv
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def write_outputs(rows: list[dict], budget: Budget, out: Path) -> str:
     summary = summarize(rows)
     fields = list(rows[0])
     write_csv(out / "figure6.csv", fields, [[r.get(k) for k in fields] for r in rows])
-    (out / "figure6.json").write_text(json.dumps({"budget": budget.__dict__, "summary": summary}, indent=1))
+    write_text_atomic(out / "figure6.json", json.dumps({"budget": budget.__dict__, "summary": summary}, indent=1))
     plot(summary, budget, out / "figure6.png")
     table = [
         [v.label, ", ".join(v.panels), s["seeds"], mean_and_spread(s)] for v in VARIANTS if (s := summary.get(v.key))
@@ -187,5 +188,5 @@ def write_outputs(rows: list[dict], budget: Budget, out: Path) -> str:
         "every variant. Final-epoch validation top-1 over the seeds run:\n\n"
         + markdown_table(["variant", "panel", "seeds", "final val top-1 (%) mean ± std"], table)
     )
-    (out / "figure6.md").write_text(text + "\n")
+    write_text_atomic(out / "figure6.md", text + "\n")
     return text

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from mobilenetv2.analysis import profile
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.paper.common import (
     fast_path,
     load_average,
@@ -137,7 +138,7 @@ def table4(*, out_dir: str | Path, repeats: int = 20, models: Sequence[str] | No
     cpu, load = machine(), load_average()
     cells = [as_cells(r) for r in rows]
     write_csv(out / "table4.csv", list(rows[0]), [list(r.values()) for r in rows])
-    (out / "table4.json").write_text(json.dumps({"machine": cpu, "load_average": load, "rows": rows}, indent=1))
+    write_text_atomic(out / "table4.json", json.dumps({"machine": cpu, "load_average": load, "rows": rows}, indent=1))
     plot(rows, out / "table4.png")
     notes = [
         f"Ours at {RESOLUTION}x{RESOLUTION}, 1000 classes. Params = module parameters (BN gamma/beta included, "
@@ -150,5 +151,5 @@ def table4(*, out_dir: str | Path, repeats: int = 20, models: Sequence[str] | No
         "Own source: " + "; ".join(f"{k} = {SOURCES[k]}" for k in sorted({r["own_source"] for r in rows})),
     ]
     text = "\n\n".join([markdown_table(HEADERS, cells), *notes])
-    (out / "table4.md").write_text(text + "\n")
+    write_text_atomic(out / "table4.md", text + "\n")
     return text

@@ -100,7 +100,7 @@ def plot_confusion(confusion, class_names: list[str], path: Path) -> Path:
 
 
 def write_confusion_csv(confusion, class_names: list[str], path: Path) -> Path:
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true \\ predicted", *class_names])
         for name, row in zip(class_names, confusion.tolist(), strict=True):
