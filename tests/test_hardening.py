@@ -251,3 +251,22 @@ def test_pickled_checkpoint_refusal_says_what_and_why(tmp_path, capsys):
     line = one_error_line(capsys, main(["train", "--out", str(run), "--resume"]))
     assert "refusing to load" in line and "system" in line and "weights_only=False" not in line
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_interrupted_predict_prints_what_it_finished(weights, tmp_path, capsys, monkeypatch):
+    import mobilenetv2.infer.predict as predict
+
+    paths = [str(image(tmp_path / f"{i}.png")) for i in range(3)]
+    real, calls = predict._decode, []
+
+    def decode(*args):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(predict, "_decode", decode)
+    rc = main(["predict", "--weights", str(weights), "--batch-size", "1", "--topk", "1", *paths])
+    out, err = capsys.readouterr()
+    assert rc == 130 and "interrupted after 2 of 3 files" in err
+    assert [line for line in out.splitlines() if not line.startswith(" ")] == paths[:2]
