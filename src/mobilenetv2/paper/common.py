@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mobilenetv2.atomic import atomic_path
-from mobilenetv2.bench.machine import cpu_name
+from mobilenetv2.utils import cpu_name
 
 log = logging.getLogger(__name__)
 

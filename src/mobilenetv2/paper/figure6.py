@@ -166,6 +166,13 @@ def figure6(
     return text
 
 
+def mean_and_spread(s: dict) -> str:
+    """ "86.2 ± 2.2" over several seeds; one seed has no spread, so just "86.2 (1 seed)"."""
+    if s["seeds"] < 2:
+        return f"{100 * s['final_mean']:.1f} (1 seed)"
+    return f"{100 * s['final_mean']:.1f} ± {100 * s['final_std']:.1f}"
+
+
 def write_outputs(rows: list[dict], budget: Budget, out: Path) -> str:
     summary = summarize(rows)
     fields = list(rows[0])
@@ -173,9 +180,7 @@ def write_outputs(rows: list[dict], budget: Budget, out: Path) -> str:
     write_text_atomic(out / "figure6.json", json.dumps({"budget": budget.__dict__, "summary": summary}, indent=1))
     plot(summary, budget, out / "figure6.png")
     table = [
-        [v.label, ", ".join(v.panels), s["seeds"], f"{100 * s['final_mean']:.1f} ± {100 * s['final_std']:.1f}"]
-        for v in VARIANTS
-        if (s := summary.get(v.key))
+        [v.label, ", ".join(v.panels), s["seeds"], mean_and_spread(s)] for v in VARIANTS if (s := summary.get(v.key))
     ]
     text = (
         f"MobileNetV2 width {budget.width:g} at {budget.resolution}x{budget.resolution} on "

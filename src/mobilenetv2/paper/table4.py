@@ -56,7 +56,8 @@ def measure_row(row, *, repeats: int) -> dict:
     eval_ms = measure_latency(model, RESOLUTION, repeats=repeats)
     fast = fast_path(model)
     fast_ms = measure_latency(fast, RESOLUTION, repeats=repeats) if fast is not None else None
-    log.info("%s: %s eval, %s fast path", row.model, eval_ms, fast_ms)
+    fast_text = "no fast path" if fast_ms is None else f"{fast_ms.median_ms:.2f} ms fast path"
+    log.info("%s: %.2f ms eval, %s (median of %d, batch 1)", row.model, eval_ms.median_ms, fast_text, repeats)
     return {
         "network": row.network,
         "model": row.model,

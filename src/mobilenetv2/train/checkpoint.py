@@ -50,3 +50,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{path}: not a checkpoint of this project (expected a dict with the run's state)")
     return state
+
+
+def plain(value: Any) -> Any:
+    """Tuples to lists, recursively (checkpoints and saved configs hold plain types only)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value

@@ -15,15 +15,16 @@ def default_output(weights: str | None, model_name: str | None, format: str, *, 
 
 
 def build_model(weights: str | None, model_name: str | None, options: dict[str, Any]):
-    import mobilenetv2
+    from mobilenetv2.registry import create_model
+    from mobilenetv2.weights import load
 
     if (weights is None) == (model_name is None):
         raise UserError("give a weights file, or --model NAME for a randomly initialized model (not both)")
     if weights is not None:
         if options:
             raise UserError(f"model options ({', '.join(options)}) come from the weights file; drop them")
-        return mobilenetv2.load(weights)
-    return mobilenetv2.create_model(model_name, **options).eval()
+        return load(weights)
+    return create_model(model_name, **options).eval()
 
 
 def export_from_file(

@@ -15,8 +15,8 @@ import numpy as np
 
 from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.train.config import TrainConfig
-from mobilenetv2.train.evaluation import evaluate_weights
 from mobilenetv2.train.loop import train
+from mobilenetv2.workflows.evaluate import evaluate_weights
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from mobilenetv2.data.loader import TransformedDataset, eval_loader
 from mobilenetv2.data.transforms import eval_transform
 from mobilenetv2.meta import meta_of
 from mobilenetv2.train.evaluate import EvalResult, evaluate
-from mobilenetv2.train.records import plot_confusion, write_confusion_csv, write_json
+from mobilenetv2.train.records import plot_confusion, write_confusion_csv
 from mobilenetv2.train.runtime import Runtime, pick_device, resolve_precision
 from mobilenetv2.train.tasks.classification import KeepTarget
+from mobilenetv2.utils import write_json
 
 log = logging.getLogger(__name__)
 
