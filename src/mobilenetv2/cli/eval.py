@@ -28,15 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score by class index even when the model's classes differ from the data's",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenetv2.train.evaluation import evaluate_weights
+    from mobilenetv2.workflows.evaluate import evaluate_weights
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    from mobilenetv2.train.detection_eval import evaluate_detector_weights, weights_task
+    from mobilenetv2.workflows.detection_eval import evaluate_detector_weights, weights_task
 
     if args.source is None and weights_task(args.weights) == "detection":
         report = evaluate_detector_weights(
