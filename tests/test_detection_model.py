@@ -15,6 +15,10 @@ TF_MAPS_300 = [(19, 19), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)]
 def test_tf_anchor_count_at_300():
     assert boxes_per_location(AnchorSpec()) == [3, 6, 6, 6, 6, 6]
     assert grid_anchors(AnchorSpec(), TF_MAPS_300, (300, 300)).shape == (1917, 4)
+    model = create_model("ssdlite_mobilenet_v2", width=0.35, num_classes=3).eval()
+    with torch.no_grad():
+        assert model.forward_raw(torch.zeros(1, 3, 300, 300)).anchors.shape == (1917, 4)
+        assert model.forward_raw(torch.zeros(1, 3, 320, 320)).anchors.shape == (2034, 4)  # the paper's 320
 
 
 def test_first_anchors_are_tf_lowest_layer_boxes():
