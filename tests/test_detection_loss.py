@@ -1,5 +1,6 @@
 """The SSD loss, the post-processing and the pycocotools metrics."""
 
+import pytest
 import torch
 
 from mobilenetv2 import create_model
@@ -68,6 +69,6 @@ def test_pycocotools_map_is_one_on_perfect_detections():
     dets = [{k: a[k] for k in keys} | {"score": 0.9} for a in gt["annotations"]]
     metrics, per_class = evaluate_coco(gt, dets)
     assert metrics["map"] == 1.0 and metrics["map50"] == 1.0 and metrics["map75"] == 1.0
-    assert per_class == {"a": 1.0, "b": 1.0}
+    assert per_class == pytest.approx({"a": 1.0, "b": 1.0})
     metrics, _ = evaluate_coco(gt, [])
     assert metrics["map"] == 0.0
