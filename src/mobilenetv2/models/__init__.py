@@ -33,3 +33,14 @@ __all__ = [
     "ShuffleNetV1",
     "make_divisible",
 ]
+
+from mobilenetv2.models.ssdlite import SSDLite  # noqa: E402
+
+register_model(
+    "ssdlite_mobilenet_v2",
+    SSDLite,
+    {},
+    "SSDLite on MobileNetV2 (Sec. 6.2), the TF Object Detection API's configuration; 91 classes with background",
+    task="detection",
+)
+__all__ += ["SSDLite"]
