@@ -70,6 +70,7 @@ class SSDLite(nn.Module):
         bn_eps: float = 1e-3,
         bn_momentum: float = 0.03,
         head_style: HeadStyle = "tf",
+        last_channels: int | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -78,7 +79,9 @@ class SSDLite(nn.Module):
             raise ValueError(f"head_style must be 'tf' or 'torchvision', got {head_style!r}")
         self.width, self.num_classes, self.head_style = width, num_classes, head_style
         norm = {"padding": padding, "bn_eps": bn_eps, "bn_momentum": bn_momentum}
-        self.backbone = MobileNetV2(width=width, num_classes=1, **norm)
+        # last_channels: the 1x1 conv before the stride-32 map (None: MobileNetV2's 1280·max(1, width); TF's
+        # SSD extractor has 1280·width below width 1: converted TF graphs of width < 1 set it).
+        self.backbone = MobileNetV2(width=width, num_classes=1, last_channels=last_channels, **norm)
         self.backbone.classifier = nn.Identity()  # unused: the detector reads the taps
         self.taps = tuple(f.from_layer for f in FEATURE_MAP_LAYOUT if f.from_layer)
         tap_channels = {f.name: f.channels for f in self.backbone.feature_info}
