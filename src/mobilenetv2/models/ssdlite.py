@@ -13,7 +13,7 @@ API (like torchvision's detectors, but the loss lives in `mobilenetv2.detection.
 - `model.forward_raw(x)` -> the `SSDOutput` in either mode (export, conversion checks).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
 import torch
@@ -71,6 +71,7 @@ class SSDLite(nn.Module):
         bn_momentum: float = 0.03,
         head_style: HeadStyle = "tf",
         last_channels: int | None = None,
+        aspect_ratios: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -94,6 +95,8 @@ class SSDLite(nn.Module):
         self.extras = nn.ModuleList(extras)
 
         self.anchor_spec = AnchorSpec(reduce_lowest=head_style == "tf")
+        if aspect_ratios is not None:  # e.g. the zoo configs' (1, 2, 0.5, 3, 0.3333), set by converted TF graphs
+            self.anchor_spec = replace(self.anchor_spec, aspect_ratios=tuple(float(a) for a in aspect_ratios))
         self.postprocessing: PostProcessing = TF if head_style == "tf" else TORCHVISION
         boxes = boxes_per_location(self.anchor_spec)
         self.box_predictors = nn.ModuleList(

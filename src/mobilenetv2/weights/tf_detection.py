@@ -254,7 +254,9 @@ def read(graph: FrozenGraph) -> DetectionGraph:
     boxes0 = tensors["box_predictors.0.conv.weight"].shape[0] // 4
     class_slots = tensors["class_predictors.0.conv.weight"].shape[0]
     if boxes0 != len(anchors[0]) or class_slots % boxes0:
-        raise UserError(f"{graph.path.name}: BoxPredictor_0 predicts {boxes0} boxes, the anchors have {len(anchors[0])}")
+        raise UserError(
+            f"{graph.path.name}: BoxPredictor_0 predicts {boxes0} boxes per location, the anchors {len(anchors[0])}"
+        )
     a, b = scaling(graph)
     if not (math.isclose(a, 2 / 255, rel_tol=1e-5) and math.isclose(b, -1.0, rel_tol=1e-5)):
         raise UserError(f"{graph.path.name}: input scaling {a:.6g}·x + {b:.6g}, not MobileNetV2's (2/255)·x - 1")
@@ -338,7 +340,8 @@ def reference(path, images: np.ndarray) -> dict[str, np.ndarray] | None:
 
     names = ["concat", "concat_1", "detection_boxes", "detection_scores", "detection_classes", "num_detections"]
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(open(path, "rb").read())
+    with open(path, "rb") as f:
+        graph_def.ParseFromString(f.read())
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")

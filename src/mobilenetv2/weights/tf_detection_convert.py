@@ -30,10 +30,15 @@ def convert_graph(path: Path) -> nn.Module:
     graph = read_graph(path)
     d = tf_detection.read(graph)
     options = tf_detection.model_options(d)
+    spec = anchor_spec(d, create_model("ssdlite_mobilenet_v2", **options).anchor_spec)
+    notes = []
+    if spec is not None:  # the graph's aspect ratios differ by rounding (0.3333 for 1/3): adopt them
+        options["aspect_ratios"] = list(spec.aspect_ratios)
+        notes.append(f"anchor aspect ratios {options['aspect_ratios']} (the graph's constants)")
     model = create_model("ssdlite_mobilenet_v2", **options)
     load_state_dict_strict(model, d.tensors, f"{path} (tf-detection)")
     model.eval()
-    notes = check_anchors(model, d) + check_postprocessing(model, d)
+    notes += check_postprocessing(model, d)
     model.preprocessing = detection_preprocessing(d.input_size)
     model.class_names = None
     check = self_check(model, path, d.input_size)
@@ -90,31 +95,24 @@ def _spec_from_boxes(anchors: list[list[tuple[float, float]]]):
     return spec
 
 
-def check_anchors(model: nn.Module, d: tf_detection.DetectionGraph) -> list[str]:
-    """The graph's anchors must be the model's (within float32 rounding of the graph's constants); an aspect
-    ratio written 0.3333 (the zoo configs) is adopted by the converted model and noted."""
+def anchor_spec(d: tf_detection.DetectionGraph, ours):
+    """None when the graph's anchors are the model's (within float32 rounding of the graph's constants); the
+    graph's spec when only the aspect ratios differ by rounding (the zoo configs write 1/3 as 0.3333)."""
     spec = _spec_from_boxes(d.anchors)
     if spec is None:
         raise UserError(f"the graph's anchors {d.anchors} are not a multiple-grid layout ssdlite_mobilenet_v2 makes")
-    ours = model.anchor_spec
     same_shape = (spec.num_layers, spec.reduce_lowest, len(spec.aspect_ratios)) == (
         ours.num_layers,
         ours.reduce_lowest,
         len(ours.aspect_ratios),
     )
-    if not same_shape:
-        raise UserError(f"the graph's anchors ({spec}) differ from ssdlite_mobilenet_v2's ({ours})")
     values = [spec.min_scale, spec.max_scale, spec.interpolated_scale_aspect_ratio, *spec.aspect_ratios]
     mine = [ours.min_scale, ours.max_scale, ours.interpolated_scale_aspect_ratio, *ours.aspect_ratios]
-    if np.allclose(values, mine, rtol=1e-6):
-        return []
-    if not np.allclose(values, mine, rtol=1e-3):
+    if not same_shape or not np.allclose(values, mine, rtol=1e-3):
         raise UserError(f"the graph's anchors ({spec}) differ from ssdlite_mobilenet_v2's ({ours})")
-    model.anchor_spec = replace(ours, aspect_ratios=spec.aspect_ratios)
-    model._anchor_cache.clear()
-    note = f"anchor aspect ratios {list(spec.aspect_ratios)} (the graph's) instead of {list(ours.aspect_ratios)}"
-    log.info("%s", note)
-    return [note]
+    if np.allclose(spec.aspect_ratios, ours.aspect_ratios, rtol=1e-6):
+        return None
+    return spec
 
 
 def check_postprocessing(model: nn.Module, d: tf_detection.DetectionGraph) -> list[str]:
@@ -131,9 +129,7 @@ def check_postprocessing(model: nn.Module, d: tf_detection.DetectionGraph) -> li
             found[key] = type(getattr(model.postprocessing, key))(p[key])
     config = replace(model.postprocessing, **found)
     close = all(
-        math.isclose(getattr(config, k), getattr(model.postprocessing, k), rel_tol=1e-6)
-        for k in found
-        if k != "score"
+        math.isclose(getattr(config, k), getattr(model.postprocessing, k), rel_tol=1e-6) for k in found if k != "score"
     )
     if config.score == model.postprocessing.score and close:
         return []
@@ -169,6 +165,7 @@ def self_check(model: nn.Module, path: Path, input_size: tuple[int, int]) -> dic
     scale = max(1.0, float(np.abs(ref["concat_1"]).max()), float(np.abs(ref["concat"]).max()))
     diff = max(diffs.values())
     result.update(reference=_library("tensorflow"), max_abs_diff=diff, per_output=diffs)
-    if not diff <= CHECK_TOLERANCE * scale:
-        raise UserError(f"the converted model differs from TensorFlow by {diff:.3g} (limit {CHECK_TOLERANCE * scale:.3g})")
+    limit = CHECK_TOLERANCE * scale
+    if not diff <= limit:
+        raise UserError(f"the converted model differs from TensorFlow by {diff:.3g} (limit {limit:.3g})")
     return result
