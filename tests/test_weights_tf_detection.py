@@ -23,6 +23,7 @@ import mobilenetv2
 from mobilenetv2.cli import main
 from mobilenetv2.detection.postprocess import TF, postprocess
 from mobilenetv2.errors import UserError
+from mobilenetv2.meta import meta_of
 from mobilenetv2.weights import read_header
 from mobilenetv2.weights.tf_graph import decode_tensor, read_graph
 
@@ -84,17 +85,18 @@ def test_graph_constants_by_name():
 
 
 def test_settings_come_from_the_graph(converted):
-    assert converted.model_name == "ssdlite_mobilenet_v2"
-    assert converted.model_options == {
+    meta = meta_of(converted)
+    assert meta.architecture == "ssdlite_mobilenet_v2" and meta.task == "detection"
+    assert meta.options == {
         "width": 0.25,
         "num_classes": 4,
         "padding": "tf",
         "bn_eps": 1e-3,
         "last_channels": 320,
     }
-    assert converted.preprocessing.input_size == (160, 160)
-    assert converted.preprocessing.mean == converted.preprocessing.std == (0.5, 0.5, 0.5)
-    graph = converted.provenance["graph"]
+    assert meta.preprocessing.input_size == (160, 160)
+    assert meta.preprocessing.mean == meta.preprocessing.std == (0.5, 0.5, 0.5)
+    graph = meta.provenance["graph"]
     assert [len(layer) for layer in graph["anchors"]] == [3, 6, 6, 6, 6, 6]
     assert graph["box_coder_scales"] == [10.0, 10.0, 5.0, 5.0]
     assert graph["postprocessing"]["max_detections"] == 100
@@ -173,7 +175,7 @@ def test_real_weights_reproduce_tensorflow():
     ref = _load("pedestrian_ssdlite_reference.npz")
     assert hashlib.sha256(path.read_bytes()).hexdigest() == str(ref["graph_sha256"])
     model = mobilenetv2.convert(path, "tf-detection")
-    assert model.model_options["width"] == 1.0 and model.num_classes == 2
+    assert meta_of(model).options["width"] == 1.0 and model.num_classes == 2
     x = inputs(ref["images"])
     with torch.no_grad():
         raw = model.forward_raw(x)

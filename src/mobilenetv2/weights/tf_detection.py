@@ -284,7 +284,8 @@ def backbone_signature(width: float) -> tuple[int, ...]:
 
 def candidate_widths(tensors: dict[str, torch.Tensor]) -> list[float]:
     """Widths whose backbone channel counts match the graph's (a graph only fixes them up to rounding)."""
-    from mobilenetv2.models import MOBILENET_V2_WIDTHS, TABLE_2
+    from mobilenetv2.models import TABLE_2
+    from mobilenetv2.registry import MOBILENET_V2_WIDTHS
 
     last_of_stage = [sum(row.n for row in TABLE_2[: i + 1]) - 1 for i in range(len(TABLE_2))]
     found = (

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.meta import meta_of, set_meta
 from mobilenetv2.preprocessing import SIGNED_UNIT_MEAN, SIGNED_UNIT_STD, Preprocessing
 from mobilenetv2.registry import create_model
 from mobilenetv2.weights import tf_detection
@@ -39,11 +40,9 @@ def convert_graph(path: Path) -> nn.Module:
     load_state_dict_strict(model, d.tensors, f"{path} (tf-detection)")
     model.eval()
     notes += check_postprocessing(model, d)
-    model.preprocessing = detection_preprocessing(d.input_size)
-    model.class_names = None
     check = self_check(model, path, d.input_size)
-    model.provenance = _provenance(path, "tf-detection", "TF Object Detection API frozen GraphDef", notes, check)
-    model.provenance["graph"] = {
+    provenance = _provenance(path, "tf-detection", "TF Object Detection API frozen GraphDef", notes, check)
+    provenance["graph"] = {
         "input_size": list(d.input_size),
         "anchors": [[list(box) for box in layer] for layer in d.anchors],
         "anchor_spec": _jsonable(asdict(model.anchor_spec)),
@@ -52,7 +51,10 @@ def convert_graph(path: Path) -> nn.Module:
         "bn_eps": d.bn_eps,
         "padding": "SAME" if d.padding == "tf" else "explicit",
     }
-    return model
+    meta = meta_of(model).replace(
+        preprocessing=detection_preprocessing(d.input_size), class_names=None, provenance=provenance
+    )
+    return set_meta(model, meta)
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
