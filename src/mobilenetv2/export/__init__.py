@@ -9,6 +9,8 @@ from torch import nn
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.metadata import read_metadata
 from mobilenetv2.export.verify import ExportResult, check_close
+from mobilenetv2.meta import find_meta
+from mobilenetv2.registry import task_of
 
 Format = Literal["onnx", "openvino", "torchscript"]
 FORMATS: dict[str, str] = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}
@@ -21,9 +23,11 @@ def export_model(
     *,
     format: Format = "onnx",
     input_size: tuple[int, int] = (224, 224),
+    nms: bool = False,
 ) -> ExportResult:
     """Export `model` for inputs of (N, 3, *input_size), run the file in its runtime and compare the logits with
-    PyTorch's; UserError (nothing left at `path`) when they differ by more than 1e-4."""
+    PyTorch's; UserError (nothing left at `path`) when they differ by more than 1e-4. A detector exports its
+    decoded boxes and scores (and per-class NMS with `nms=True`): see export/detection.py."""
     from mobilenetv2.export.onnx import export_onnx, run_onnx
     from mobilenetv2.export.openvino import export_openvino, run_openvino
     from mobilenetv2.export.torchscript import export_torchscript, run_torchscript
@@ -38,6 +42,16 @@ def export_model(
     write, run = writers[format]
     was_training = model.training
     model.eval()
+    meta = find_meta(model)
+    if meta is not None and task_of(meta.architecture) == "detection":
+        from mobilenetv2.export.detection import export_detector
+
+        try:
+            return export_detector(model, Path(path), format=format, input_size=input_size, nms=nms)
+        finally:
+            model.train(was_training)
+    if nms:
+        raise UserError("nms applies to detection models only")
     try:
         path = write(model, path, input_size=input_size)
         try:

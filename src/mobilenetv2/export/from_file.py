@@ -38,6 +38,7 @@ def export_from_file(
     calibration: str | None = None,
     calibration_size: int = 300,
     min_agreement: float = 0.95,
+    nms: bool = False,
 ) -> ExportResult:
     """Export weights (ours) or a fresh `model_name`; `input_size` defaults to the weights' preprocessing."""
     from mobilenetv2.models.mobilenet_v2 import check_resolution
@@ -52,7 +53,7 @@ def export_from_file(
     check_resolution(model, input_size)
     path = Path(out) if out else default_output(weights, model_name, format, int8=int8)
     if not int8:
-        return export_model(model, path, format=format, input_size=input_size)
+        return export_model(model, path, format=format, input_size=input_size, nms=nms)
     if calibration is None:
         raise UserError("--int8 needs --calibration DATA (an image folder, or 'digits')")
     from mobilenetv2.export.int8 import export_int8
