@@ -57,3 +57,24 @@ def test_nms_needs_a_detector(tmp_path):
     model = mobilenetv2.create_model("mobilenet_v2", width=0.35, num_classes=4)
     with pytest.raises(UserError, match="detection"):
         export_model(model, tmp_path / "c.onnx", input_size=(32, 32), nms=True)
+
+
+def test_bench_detection_table_has_both_networks_macs():
+    from mobilenetv2.bench.detection import benchmark_detection, conv_macs, format_detection_table
+
+    model = mobilenetv2.create_model("ssdlite_mobilenet_v2", width=0.35, num_classes=3)
+    result = benchmark_detection(
+        model=model,
+        model_label="ssdlite_mobilenet_v2",
+        resolution=(64, 64),
+        batch_size=2,
+        paths=["eager", "onnxruntime-raw"],
+        threads=1,
+        warmup=0,
+        rounds=1,
+        block=1,
+    )
+    assert [r["name"] for r in result["rows"]] == ["eager", "onnxruntime-raw"]
+    assert result["macs"]["project"] == conv_macs(model, (64, 64)) > 0
+    assert result["macs"]["peer"] > result["macs"]["project"]  # torchvision's SSDLite always runs at 320x320
+    assert "| eager | project |" in format_detection_table(result)
