@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             block=args.block,
         )
         if args.out:
+            import json
             from pathlib import Path
 
             Path(args.out).mkdir(parents=True, exist_ok=True)
