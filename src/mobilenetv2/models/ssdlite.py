@@ -13,7 +13,7 @@ API (like torchvision's detectors, but the loss lives in `mobilenetv2.detection.
 - `model.forward_raw(x)` -> the `SSDOutput` in either mode (export, conversion checks).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
 import torch
@@ -70,6 +70,8 @@ class SSDLite(nn.Module):
         bn_eps: float = 1e-3,
         bn_momentum: float = 0.03,
         head_style: HeadStyle = "tf",
+        last_channels: int | None = None,
+        aspect_ratios: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -78,7 +80,9 @@ class SSDLite(nn.Module):
             raise ValueError(f"head_style must be 'tf' or 'torchvision', got {head_style!r}")
         self.width, self.num_classes, self.head_style = width, num_classes, head_style
         norm = {"padding": padding, "bn_eps": bn_eps, "bn_momentum": bn_momentum}
-        self.backbone = MobileNetV2(width=width, num_classes=1, **norm)
+        # last_channels: the 1x1 conv before the stride-32 map (None: MobileNetV2's 1280·max(1, width); TF's
+        # SSD extractor has 1280·width below width 1: converted TF graphs of width < 1 set it).
+        self.backbone = MobileNetV2(width=width, num_classes=1, last_channels=last_channels, **norm)
         self.backbone.classifier = nn.Identity()  # unused: the detector reads the taps
         self.taps = tuple(f.from_layer for f in FEATURE_MAP_LAYOUT if f.from_layer)
         tap_channels = {f.name: f.channels for f in self.backbone.feature_info}
@@ -91,6 +95,8 @@ class SSDLite(nn.Module):
         self.extras = nn.ModuleList(extras)
 
         self.anchor_spec = AnchorSpec(reduce_lowest=head_style == "tf")
+        if aspect_ratios is not None:  # e.g. the zoo configs' (1, 2, 0.5, 3, 0.3333), set by converted TF graphs
+            self.anchor_spec = replace(self.anchor_spec, aspect_ratios=tuple(float(a) for a in aspect_ratios))
         self.postprocessing: PostProcessing = TF if head_style == "tf" else TORCHVISION
         boxes = boxes_per_location(self.anchor_spec)
         self.box_predictors = nn.ModuleList(
