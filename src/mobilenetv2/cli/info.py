@@ -31,10 +31,13 @@ def run(args: argparse.Namespace) -> int:
     check_resolution(model, args.resolution)
     result = profile(model, args.resolution, splits=args.splits)
     plan = _split_plan(model, args.resolution, args.splits)
+    table7 = _table7(args.model, model, args.resolution, result)
     if args.json:
         print(json.dumps(result.to_dict() | ({"peak_schedule": plan} if plan else {}), indent=1))
     else:
         print(format_profile(result))
+        if table7:
+            print("\n".join(table7))
         if plan:
             split = ", ".join(f"{name} {t}" for name, t in plan.items() if t > 1)
             print(f"peak schedule (for_inference(splits={args.splits})): slices per op {split}; every other op whole")
@@ -49,3 +52,13 @@ def _split_plan(model, resolution: tuple[int, int], splits: int) -> dict[str, in
     from mobilenetv2.infer.fast import split_plan
 
     return split_plan(model, resolution, splits)
+
+
+def _table7(name: str, model, resolution: tuple[int, int], result) -> list[str] | None:
+    from mobilenetv2.registry import task_of
+
+    if task_of(name) != "segmentation":
+        return None
+    from mobilenetv2.segmentation.table7 import table7_lines
+
+    return table7_lines(model, resolution, result.params, result.macs)

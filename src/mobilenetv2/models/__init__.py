@@ -1,5 +1,6 @@
 """Every built-in architecture, registered by name. Variants are rows of data, not copied functions."""
 
+from mobilenetv2.models.deeplab import DeepLabV3MobileNetV2
 from mobilenetv2.models.features import FeatureExtractor, FeatureInfo
 from mobilenetv2.models.mobilenet_v1 import MobileNetV1
 from mobilenetv2.models.mobilenet_v2 import TABLE_2, MobileNetV2, make_divisible
@@ -22,8 +23,16 @@ for _suffix, (_scale, _stem) in SHUFFLENET_V1_G3.items():
     _options = {"groups": 3, "scale": _scale, "stem_channels": _stem}
     register_model(f"shufflenet_v1_g3_{_suffix}", ShuffleNetV1, _options, f"ShuffleNet v1 {_scale}x, g=3")
 register_model("nasnet_a_mobile", NASNetA, {"num_cells": 12, "filters": 44}, "NASNet-A Mobile (4 @ 1056)")
+register_model(
+    "deeplabv3_mobilenet_v2",
+    DeepLabV3MobileNetV2,
+    {},
+    "Mobile DeepLabv3 (Table 7): MobileNetV2 OS16/8 + image pooling [+ ASPP], VOC's 21 classes",
+    task="segmentation",
+)
 
 __all__ = [
+    "DeepLabV3MobileNetV2",
     "TABLE_2",
     "FeatureExtractor",
     "FeatureInfo",
