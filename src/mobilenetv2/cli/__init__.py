@@ -17,11 +17,22 @@ EXIT_USAGE = 2
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the command and what is wrong) and exit 2, not the usage block."""
+
+    def error(self, message: str) -> None:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from mobilenetv2 import __version__
+
+    parser = Parser(
         prog="mobilenetv2",
         description="MobileNetV2 (Sandler et al., CVPR 2018): models, analysis, weights, training, inference.",
     )
+    parser.add_argument("--version", action="version", version=f"mobilenetv2 {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):

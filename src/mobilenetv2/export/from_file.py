@@ -5,6 +5,7 @@ from typing import Any
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.export import FORMATS, ExportResult, export_model
+from mobilenetv2.meta import meta_of
 
 
 def default_output(weights: str | None, model_name: str | None, format: str, *, int8: bool) -> Path:
@@ -46,9 +47,8 @@ def export_from_file(
     if calibration is not None and not int8:
         raise UserError("--calibration only applies with --int8")
     model = build_model(weights, model_name, dict(model_options or {}))
-    preprocessing = getattr(model, "preprocessing", None)
     if input_size is None:
-        input_size = tuple(preprocessing.input_size) if preprocessing is not None else (224, 224)
+        input_size = tuple(meta_of(model).preprocessing.input_size)
     check_resolution(model, input_size)
     path = Path(out) if out else default_output(weights, model_name, format, int8=int8)
     if not int8:

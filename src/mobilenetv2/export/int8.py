@@ -26,6 +26,7 @@ from mobilenetv2.export.metadata import (
     torchscript_extra_files,
 )
 from mobilenetv2.export.verify import ExportResult
+from mobilenetv2.meta import find_meta
 
 CALIBRATION_BATCH = 16
 DEFAULT_MIN_AGREEMENT = 0.95
@@ -190,7 +191,8 @@ def compare(model: nn.Module, run: Callable[[np.ndarray], np.ndarray], data: Cal
         "top1_agreement": float((fp32 == int8).mean()),
         "max_abs_logit_diff": float(np.abs(fp32_logits - int8_logits).max()),
     }
-    if list(getattr(model, "class_names", None) or []) == data.class_names:
+    meta = find_meta(model)
+    if meta is not None and list(meta.class_names or []) == data.class_names:
         report["fp32_top1"] = float((fp32 == data.labels).mean())
         report["int8_top1"] = float((int8 == data.labels).mean())
     return report
@@ -213,7 +215,8 @@ def export_int8(
     from mobilenetv2.preprocessing import default_preprocessing
 
     model = model.eval()
-    preprocessing = getattr(model, "preprocessing", None) or default_preprocessing(input_size)
+    meta = find_meta(model)
+    preprocessing = meta.preprocessing if meta is not None else default_preprocessing(input_size)
     if tuple(preprocessing.input_size) != tuple(input_size):
         preprocessing = default_preprocessing(input_size)
     data = load_calibration(calibration, preprocessing, limit=limit)

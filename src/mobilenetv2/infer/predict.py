@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from mobilenetv2.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, open_image
 from mobilenetv2.errors import UserError
+from mobilenetv2.meta import find_meta, meta_of
 
 
 @dataclass
@@ -47,7 +48,8 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 def class_labels(model: nn.Module, num_classes: int) -> list[str]:
     """Names from the weights header; ImageNet-1k names for a 1000-class model without any; else indices."""
-    names = getattr(model, "class_names", None)
+    meta = find_meta(model)
+    names = meta.class_names if meta is not None else None
     if not names and num_classes == 1000:
         from mobilenetv2.weights import imagenet_class_names
 
@@ -68,7 +70,7 @@ def load_for_prediction(
 
     model = load(weights)
     labels = class_labels(model, model.num_classes)
-    transform = eval_transform(model.preprocessing)
+    transform = eval_transform(meta_of(model).preprocessing)
     runnable = for_inference(model, splits=splits, engine=engine) if isinstance(model, MobileNetV2) else model.eval()
     return runnable, transform, labels
 

@@ -61,13 +61,15 @@ def export_and_score(out: Path) -> dict[str, Any]:
     from mobilenetv2.data.build import build_eval_source
     from mobilenetv2.data.transforms import eval_transform
     from mobilenetv2.export import export_model
+    from mobilenetv2.meta import meta_of
     from mobilenetv2.weights import load
 
     model = load(out / "model.safetensors")
-    result = export_model(model, out / "model.onnx", format="onnx", input_size=tuple(model.preprocessing.input_size))
+    pre = meta_of(model).preprocessing
+    result = export_model(model, out / "model.onnx", format="onnx", input_size=tuple(pre.input_size))
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    source = build_eval_source("digits", data=None, resolution=tuple(model.preprocessing.input_size))
-    transform = eval_transform(model.preprocessing)
+    source = build_eval_source("digits", data=None, resolution=tuple(pre.input_size))
+    transform = eval_transform(pre)
     hits = 0
     for start in range(0, len(source), 100):
         items = [source.load(i) for i in range(start, min(start + 100, len(source)))]

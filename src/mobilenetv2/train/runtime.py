@@ -35,7 +35,10 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
         raise ValueError("--device cuda was asked for, but no CUDA device is available")
     if name == "cuda":
         return torch.device("cuda", local_rank)
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
 
 
 def setup(device: str) -> Runtime:
