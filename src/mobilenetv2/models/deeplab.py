@@ -158,10 +158,13 @@ class DeepLabV3MobileNetV2(nn.Module):
         """Sec. 5.1's fused units, named as `analysis.profile` names this model's layers."""
         return [[f"backbone.{n}" for n in group] for group in self.backbone.one_op_groups()[:1]]
 
-    def backbone_state_from_classifier(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The entries of a MobileNetV2 classifier's state dict this backbone uses (stem and blocks)."""
-        wanted = set(self.backbone.state_dict())
-        return {k: v for k, v in state.items() if k in wanted}
+    def reset_classifier(self, num_classes: int) -> None:
+        """New, freshly initialised logits for another label set (fine-tuning)."""
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 (it counts the background), got {num_classes}")
+        self.num_classes = num_classes
+        self.head.logits = nn.Conv2d(self.head.logits.in_channels, num_classes, 1)
+        _init_head(self.head.logits)
 
 
 def _init_head(m: nn.Module) -> None:

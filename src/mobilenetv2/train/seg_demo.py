@@ -65,11 +65,10 @@ def run_demo(*, out: str | Path | None = None, max_steps: int = 0, threads: int 
 
 
 def _val_source():
-    from mobilenetv2.data.digits_segmentation import SceneSpec, ensure_digits_segmentation
+    from mobilenetv2.data.digits_segmentation import ensure_digits_segmentation
     from mobilenetv2.data.segmentation import segmentation_split
-    from mobilenetv2.train.tasks.segmentation import DIGITS_RESOLUTION
 
-    root = ensure_digits_segmentation(SceneSpec(size=DIGITS_RESOLUTION))
+    root = ensure_digits_segmentation(digits_spec(DIGITS_TRAIN_SCENES))
     return root, segmentation_split(root, "val")
 
 

@@ -31,6 +31,11 @@ DIGITS_RESOLUTION = 64  # the synthetic scenes' size
 VOC_CROP = 513  # TF DeepLab's train and eval crop
 
 
+def digits_spec(train_scenes: int) -> SceneSpec:
+    """The built-in scenes: `train_scenes` (--synthetic-size; the recipe's 1,200) and a quarter as many held out."""
+    return SceneSpec(size=DIGITS_RESOLUTION, train=train_scenes, val=max(1, train_scenes // 4))
+
+
 class SegmentationTask(Task):
     name = "segmentation"
     primary_metric = "miou"
@@ -48,7 +53,7 @@ class SegmentationTask(Task):
     def sources(self) -> tuple[Source, Source]:
         cfg = self.cfg
         if cfg.dataset == "digits-segmentation":
-            root = ensure_digits_segmentation(SceneSpec(size=DIGITS_RESOLUTION))
+            root = ensure_digits_segmentation(digits_spec(cfg.synthetic_size))
         else:
             root = cfg.data
         train = segmentation_split(root, "train")
