@@ -8,15 +8,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (default runs/demo-<UTC time>)")
     p.add_argument("--max-steps", type=int, default=0, help="stop training early (smoke test); 0 = full recipe")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: reproducible, robust when busy)")
+    p.add_argument(
+        "--task",
+        choices=["classification", "segmentation"],
+        default="classification",
+        help="classification (digits, default) or segmentation (Mobile DeepLabv3 on the built-in digit scenes)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenetv2.train.demo import run_demo
-
     if args.max_steps < 0:
         raise ValueError(f"--max-steps must be >= 0, got {args.max_steps}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.task == "segmentation":
+        from mobilenetv2.train.seg_demo import run_demo
+    else:
+        from mobilenetv2.train.demo import run_demo
     print(run_demo(out=args.out, max_steps=args.max_steps, threads=args.threads))
     return 0

@@ -19,14 +19,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="for_inference engine: auto (default), graph (oneDNN Graph), eager (one call per op)",
     )
     p.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default: PIL's bomb limit)")
+    g = p.add_argument_group("segmentation weights (the file's header says task segmentation)")
+    g.add_argument(
+        "--out", metavar="DIR", help="write <name>.png masks and <name>_overlay.jpg here (default predictions)"
+    )
+    g.add_argument("--multi-scale", action="store_true", help="average scales 0.5..1.75 and left-right flips")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.cli._segmentation import is_segmenter_file, run_predict
     from mobilenetv2.data.images import MAX_PIXELS
     from mobilenetv2.errors import UserError
     from mobilenetv2.infer.predict import format_predictions, predict_files
 
+    if args.weights is not None and is_segmenter_file(args.weights):
+        return run_predict(args)
     if args.weights is None:
         raise UserError(
             "predict needs --weights FILE: a model with random weights predicts nothing useful "

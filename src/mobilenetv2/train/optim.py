@@ -96,7 +96,8 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """The learning rate for optimizer step `step` (0-based): linear warm-up, then the recipe's schedule.
 
     "exponential" decays by `lr_decay` every `lr_decay_epochs` epochs (staircase, as TF-slim); "cosine"
-    anneals to 0 at the last step, "poly" as (1 - progress) ** `lr_power` (TF DeepLab). A pure function of the step, so resuming needs no scheduler state.
+    anneals to 0 at the last step, "poly" as (1 - progress) ** `lr_power` (TF DeepLab). A pure function of the
+    step, so resuming needs no scheduler state.
     """
     epoch = step / steps_per_epoch
     warmup = cfg.warmup_epochs
