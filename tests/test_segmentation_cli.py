@@ -106,3 +106,13 @@ def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, monkeypatch):
     text = report.read_text()
     assert "held-out mIoU" in text and (tmp_path / "demo" / "overlays.png").is_file()
     assert json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())["images"] == 8
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_export_at_a_fixed_size_is_verified_in_its_runtime(trained, tmp_path, capsys, fmt):
+    run, _ = trained
+    out = tmp_path / ("seg.onnx" if fmt == "onnx" else "seg.xml")
+    args = ["export", str(run / "model.safetensors"), "--format", fmt, "--resolution", "96x80", "--out", str(out)]
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert out.is_file() and result["max_abs_diff"] < 1e-4
