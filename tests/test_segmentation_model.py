@@ -78,3 +78,30 @@ def test_info_prints_table7(capsys):
     assert main(["info", NAME, "--resolution", "129", "--width", "0.35", "--aspp"]) == 0
     out = capsys.readouterr().out
     assert "Table 7" in out and "OS16 with ASPP" in out and "head.aspp.2" in out
+
+
+def test_backbone_weights_come_from_a_classifier_file(tmp_path):
+    from mobilenetv2.errors import UserError
+    from mobilenetv2.train.config import TrainConfig
+    from mobilenetv2.train.tasks.segmentation import SegmentationTask, load_backbone
+    from mobilenetv2.weights import save
+
+    classifier = create_model("mobilenet_v2", width=0.35, num_classes=10)
+    path = save(classifier, tmp_path / "cls.safetensors")
+    cfg = TrainConfig(model=NAME, model_options={"width": 0.35}, backbone_weights=str(path))
+    seg = SegmentationTask(cfg).build_model(5)
+    assert torch.equal(seg.backbone.blocks[16].project.conv.weight, classifier.blocks[16].project.conv.weight)
+    assert torch.equal(seg.backbone.stem.bn.running_var, classifier.stem.bn.running_var)
+    with pytest.raises(UserError, match="backbone"):
+        load_backbone(create_model(NAME, width=0.5), str(path))
+
+
+def test_poly_schedule():
+    from mobilenetv2.train.config import TrainConfig, resolve
+    from mobilenetv2.train.optim import lr_at
+
+    cfg = resolve(TrainConfig(model=NAME, recipe="deeplab-paper", data="unused", epochs=10))
+    assert cfg.schedule == "poly" and cfg.lr == 0.007 and cfg.batch_size == 8 and cfg.resolution == (513, 513)
+    assert lr_at(cfg, 0, 100) == pytest.approx(0.007)
+    assert lr_at(cfg, 500, 100) == pytest.approx(0.007 * 0.5**0.9)
+    assert lr_at(cfg, 1000, 100) == 0.0
