@@ -116,3 +116,12 @@ def test_export_at_a_fixed_size_is_verified_in_its_runtime(trained, tmp_path, ca
     assert main([*args, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert out.is_file() and result["max_abs_diff"] < 1e-4
+
+
+def test_bench_against_torchvision_segmenters(tmp_path, capsys):
+    args = ["bench", "--model", "deeplabv3_mobilenet_v2", "--resolution", "64", "--threads", "1"]
+    assert main([*args, "--warmup", "0", "--rounds", "1", "--block", "1", "--out", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert "lraspp_mobilenet_v3_large | onnxruntime" in table and "deeplabv3_mobilenet_v3_large | pytorch" in table
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert len(rows) == 6 and rows[0]["params"] == 2_113_557
