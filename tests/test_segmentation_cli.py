@@ -99,7 +99,7 @@ def test_bad_segmentation_options_are_one_line(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, monkeypatch):
-    from mobilenetv2.train.seg_demo import run_demo
+    from mobilenetv2.workflows.segmentation_demo import run_demo
 
     monkeypatch.setenv("MOBILENETV2_CACHE", str(tmp_path / "cache"))
     report = run_demo(out=tmp_path / "demo", max_steps=2, scenes=32)

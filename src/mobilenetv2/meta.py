@@ -16,6 +16,7 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.preprocessing import Preprocessing, default_preprocessing
 
 FORMAT_VERSION = 1
+MAX_SIDE = 8192  # pixels: the largest input_size / resize a header may ask for
 TASKS = ("classification", "detection", "segmentation")
 
 
@@ -93,10 +94,15 @@ def _preprocessing(value: Any, source: str) -> Preprocessing:
         sizes = [int(s) for s in pre.input_size]
     except (TypeError, ValueError):
         raise UserError(f"{source}: header preprocessing is malformed ({d!r})") from None
-    ok = len(sizes) == 2 and all(isinstance(s, int) and s >= 1 for s in (*sizes, pre.resize))
-    ok = ok and len(pre.mean) == len(pre.std) and all(isinstance(v, int | float) and v > 0 for v in pre.std)
+    ok = len(sizes) == 2 and all(1 <= s <= MAX_SIDE for s in sizes)
+    ok = ok and isinstance(pre.resize, int) and 1 <= pre.resize <= 2 * MAX_SIDE
+    ok = ok and len(pre.mean) == len(pre.std) and all(isinstance(v, int | float) and 0 < v < math.inf for v in pre.std)
+    ok = ok and all(isinstance(v, int | float) and math.isfinite(v) for v in pre.mean)
     if not ok:
-        raise UserError(f"{source}: header preprocessing has invalid sizes or statistics ({d!r})")
+        raise UserError(
+            f"{source}: header preprocessing has invalid sizes (input_size 1..{MAX_SIDE} px, resize up to "
+            f"twice that) or statistics ({d!r})"
+        )
     return pre
 
 

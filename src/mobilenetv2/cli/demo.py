@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.task == "segmentation":
-        from mobilenetv2.train.seg_demo import run_demo
+        from mobilenetv2.workflows.segmentation_demo import run_demo
     else:
-        from mobilenetv2.train.demo import run_demo
+        from mobilenetv2.workflows.demo import run_demo
     print(run_demo(out=args.out, max_steps=args.max_steps, threads=args.threads))
     return 0

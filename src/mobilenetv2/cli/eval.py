@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.cli._segmentation import is_segmenter_file, run_eval
-    from mobilenetv2.train.evaluation import evaluate_weights
+    from mobilenetv2.workflows.evaluate import evaluate_weights
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")

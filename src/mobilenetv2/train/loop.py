@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
 from tqdm import tqdm
 
 from mobilenetv2.allocator import reusing_freed_memory
@@ -28,12 +27,13 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.meta import meta_of
 from mobilenetv2.train import run_folder
 from mobilenetv2.train import setup as build
-from mobilenetv2.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from mobilenetv2.train.checkpoint import load_checkpoint, plain, rng_state, save_atomic, set_rng_state
 from mobilenetv2.train.config import TrainConfig, resolve, to_toml
 from mobilenetv2.train.ema import ModelEMA
+from mobilenetv2.train.epoch_sums import EpochSums
 from mobilenetv2.train.optim import build_optimizer, lr_at, set_lr
 from mobilenetv2.train.records import TensorBoard, plot_curves, write_json, write_metrics
-from mobilenetv2.train.runtime import Runtime, all_sum, make_deterministic, resolve_precision, setup, teardown
+from mobilenetv2.train.runtime import Runtime, make_deterministic, resolve_precision, setup, teardown, wrap_distributed
 from mobilenetv2.train.step import TrainStep
 from mobilenetv2.train.task import Evaluation
 from mobilenetv2.train.tasks import task_for_model
@@ -98,7 +98,7 @@ class Trainer:
         if cfg.max_steps:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.precision = resolve_precision(cfg.precision, rt.device)
-        self.wrapped = self._wrap_distributed()
+        self.model, self.wrapped = wrap_distributed(self.model, rt, sync_bn=cfg.sync_bn)
         # Different dropout streams per process; rank 0 keeps the single-process stream.
         torch.manual_seed(cfg.seed + 1_000_003 * rt.rank)
         self.optimizer = build_optimizer(self.model, cfg)
@@ -119,26 +119,11 @@ class Trainer:
         self.collate = Collate(self.task.collate_targets)
         self.workers = build.default_workers(cfg)
         self.step, self.history, self.best, self.resumed_from = 0, [], -math.inf, 0
-        # Running sums of the epoch in progress, kept on the device (no sync per step): loss * n, images, then
-        # the task's own per-batch sums in `stat_names` order.
-        self.stat_names: list[str] = []
-        self.epoch_sums = torch.zeros(2, dtype=torch.float64, device=rt.device)
-        self.ones = torch.ones((), dtype=torch.float64, device=rt.device)
-        self.finite = torch.ones((), dtype=torch.bool, device=rt.device)  # every loss so far was finite
+        self.epoch = EpochSums(rt.device)
         self.session_start = time.perf_counter()
         self.timing = {"train_seconds": 0.0, "train_images": 0, "wall_seconds": 0.0, "epoch_seconds": 0.0}
         self.skipped = set(self.train_src.skipped) | set(self.val_src.skipped)
         self.interrupts = run_folder.Interrupts()
-
-    def _wrap_distributed(self) -> nn.Module:
-        if not self.rt.distributed:
-            return self.model
-        if self.cfg.sync_bn:
-            if self.rt.device.type == "cpu":
-                raise ValueError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
 
     def run(self) -> dict[str, Any]:
         start = time.perf_counter()
@@ -209,7 +194,7 @@ class Trainer:
             x = batch.images.to(self.rt.device, memory_format=memory_format, non_blocking=True)
             y = self.task.targets_to(batch.targets, self.rt.device)
             loss, stats = self.step_fn(x, y)
-            self._accumulate(loss, stats, len(batch))
+            self.epoch.add(loss, stats, len(batch))
             self.step += 1
             self.session_steps += 1
             now = time.perf_counter()
@@ -229,26 +214,16 @@ class Trainer:
                 break
         bar.close()
 
-    def _accumulate(self, loss: torch.Tensor, stats: dict[str, torch.Tensor], n: int) -> None:
-        if not self.stat_names and stats:
-            self.stat_names = sorted(stats)
-            self.epoch_sums = torch.cat([self.epoch_sums, self.epoch_sums.new_zeros(len(stats))])
-        self.finite &= torch.isfinite(loss)
-        values = [loss.double() * n, self.ones * n, *(stats[k].double() for k in self.stat_names)]
-        self.epoch_sums += torch.stack(values)
-
     def _check_finite(self, lr: float) -> None:
-        if not bool(self.finite):
+        if not self.epoch.all_finite():
             raise NonFiniteLoss(
                 f"the loss became NaN or Inf by step {self.step} (lr {lr:.3g}); stopped, the last good checkpoint "
                 f"in {self.out} is kept (lower --lr, or check the data and --weights)"
             )
 
     def _progress(self, bar: tqdm, loss: float, lr: float) -> None:
-        s = self.epoch_sums
         postfix = {"loss": f"{loss:.3f}", "lr": f"{lr:.3g}"}
-        for i, name in enumerate(self.stat_names):
-            postfix[name] = f"{s[2 + i] / max(s[1], 1):.3f}"
+        postfix |= {name: f"{value:.3f}" for name, value in self.epoch.means().items() if name != "loss"}
         if self.timing["train_seconds"]:
             postfix["img_s"] = f"{self.timing['train_images'] / self.timing['train_seconds']:.0f}"
         bar.set_postfix(postfix)
@@ -262,18 +237,17 @@ class Trainer:
 
     def _end_epoch(self, epoch: int) -> None:
         self._check_finite(lr_at(self.cfg, self.step - 1, self.steps_per_epoch))
-        sums = all_sum(self.epoch_sums, self.rt).cpu()
-        images = max(sums[1].item(), 1)
+        train = self.epoch.means(self.rt)
         result = self._validate()
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step, "train_loss": sums[0].item() / images}
-        row |= {f"train_{name}": sums[2 + i].item() / images for i, name in enumerate(self.stat_names)}
+        row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step}
+        row |= {f"train_{name}": value for name, value in train.items()}
         row |= {f"val_{name}": value for name, value in result.metrics.items()}
         row |= {
             "lr": lr_at(self.cfg, self.step - 1, self.steps_per_epoch),
             "epoch_seconds": self.timing["epoch_seconds"],
         }
         self.history.append(row)
-        self.epoch_sums.zero_()
+        self.epoch.reset()
         self.timing["epoch_seconds"] = 0.0
         score = result.metrics[self.task.primary_metric]
         improved = score > self.best
@@ -313,14 +287,13 @@ class Trainer:
             "scaler": self.step_fn.scaler.state_dict() if self.step_fn.scaler is not None else {},
             "rng": rng,
             "step": self.step,
-            "epoch_sums": self.epoch_sums.cpu(),
+            "epoch_sums": self.epoch.state_dict(),
             "history": self.history,
             "best": self.best,
-            "stat_names": self.stat_names,
             "timing": dict(self.timing, wall_seconds=self.timing["wall_seconds"] + self._session_wall()),
             "skipped": sorted(self.skipped),
-            "config": _plain(dataclasses.asdict(self.cfg))
-            | {"model_options_resolved": _plain(meta_of(self.model).options)},
+            "config": plain(dataclasses.asdict(self.cfg))
+            | {"model_options_resolved": plain(meta_of(self.model).options)},
         }
 
     def _session_wall(self) -> float:
@@ -342,9 +315,9 @@ class Trainer:
         state = load_checkpoint(path)
         saved = state["config"]
         for key in RESUME_KEYS:
-            if _plain(getattr(self.cfg, key)) != saved.get(key):
+            if plain(getattr(self.cfg, key)) != saved.get(key):
                 raise UserError(f"--resume: {key} differs from the checkpoint's ({saved.get(key)!r})")
-        if _plain(self.model.meta.options) != _plain(saved.get("model_options_resolved", self.model.meta.options)):
+        if plain(self.model.meta.options) != plain(saved.get("model_options_resolved", self.model.meta.options)):
             raise UserError("--resume: the model's options differ from the checkpoint's")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -355,8 +328,7 @@ class Trainer:
         rngs = state["rng"]
         set_rng_state(rngs[self.rt.rank] if self.rt.rank < len(rngs) else rngs[0])
         self.step, self.history, self.best = state["step"], state["history"], state["best"]
-        self.stat_names = list(state["stat_names"])
-        self.epoch_sums = state["epoch_sums"].to(self.rt.device)
+        self.epoch.load_state_dict(state["epoch_sums"])
         self.timing = dict(state["timing"])
         self.skipped.update(state["skipped"])
         self.resumed_from = self.step
@@ -384,7 +356,7 @@ class Trainer:
             "resumed_from_step": self.resumed_from,
             "task": self.task.name,
             "model": meta.architecture,
-            "model_options": _plain(meta.options),
+            "model_options": plain(meta.options),
             "num_classes": self.num_classes,
             "recipe": self.cfg.recipe,
             "dataset": self.cfg.dataset,
@@ -412,12 +384,3 @@ class Trainer:
         if self.rt.distributed:
             dist.barrier()
         return summary
-
-
-def _plain(value: Any) -> Any:
-    """Tuples to lists, recursively (checkpoints hold plain types only)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

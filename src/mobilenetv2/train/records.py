@@ -1,27 +1,12 @@
 """What a run writes besides checkpoints: metrics.csv / metrics.json, TensorBoard events, summary.json, curves."""
 
 import csv
-import json
-import math
 from pathlib import Path
 from typing import Any
 
-from mobilenetv2.atomic import atomic_path, write_text_atomic
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Strict JSON: NaN and Inf (not JSON) are written as null."""
-    write_text_atomic(path, json.dumps(finite_or_none(obj), indent=1, allow_nan=False) + "\n")
-
-
-def finite_or_none(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite_or_none(v) for v in obj]
-    return obj
+from mobilenetv2.atomic import atomic_path
+from mobilenetv2.utils import finite_or_none as finite_or_none
+from mobilenetv2.utils import write_json as write_json
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
@@ -115,7 +100,7 @@ def plot_confusion(confusion, class_names: list[str], path: Path) -> Path:
 
 
 def write_confusion_csv(confusion, class_names: list[str], path: Path) -> Path:
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true \\ predicted", *class_names])
         for name, row in zip(class_names, confusion.tolist(), strict=True):

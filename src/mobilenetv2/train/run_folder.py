@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.train.checkpoint import plain
 from mobilenetv2.train.config import RUN_ONLY, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def resume_config(cfg: TrainConfig) -> TrainConfig:
             continue
         if f.name == "resolution" and isinstance(value, int):
             value = (value, value)
-        if f.name in FIXED_ON_RESUME and _plain(value) != _plain(saved.get(f.name)):
+        if f.name in FIXED_ON_RESUME and plain(value) != plain(saved.get(f.name)):
             flag = "--" + f.name.replace("_", "-")
             raise UserError(f"--resume: {flag} {value} differs from the run's {saved.get(f.name)!r}")
         merged[f.name] = value
@@ -107,14 +108,6 @@ def resume_config(cfg: TrainConfig) -> TrainConfig:
     if isinstance(merged.get("resolution"), list):
         merged["resolution"] = tuple(merged["resolution"])
     return TrainConfig(**merged)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 class Interrupts:

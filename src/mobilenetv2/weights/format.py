@@ -90,21 +90,54 @@ def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise UserError(f"{path}: cannot read tensors ({type(exc).__name__}: {exc})") from None
 
 
-def load_state_dict_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Copy tensors into `model`, naming the first missing, unexpected or mis-shaped tensor on failure."""
-    own = model.state_dict()
-    for key, value in own.items():
-        if key not in tensors:
-            raise UserError(f"{source}: missing tensor {key!r} (model expects shape {tuple(value.shape)})")
-        if tuple(tensors[key].shape) != tuple(value.shape):
-            raise UserError(
-                f"{source}: tensor {key!r} has shape {tuple(tensors[key].shape)}, "
-                f"the model expects {tuple(value.shape)}"
-            )
-    extra = [k for k in tensors if k not in own]
+def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], source: str) -> None:
+    """UserError naming the first tensor missing from `found`, mis-shaped or unexpected there."""
+    for key, shape in expected.items():
+        if key not in found:
+            raise UserError(f"{source}: missing tensor {key!r} (model expects shape {shape})")
+        if found[key] != shape:
+            raise UserError(f"{source}: tensor {key!r} has shape {found[key]}, the model expects {shape}")
+    extra = [k for k in found if k not in expected]
     if extra:
         raise UserError(f"{source}: unexpected tensor {extra[0]!r}; the file is for another architecture")
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """UserError naming the first floating-point tensor holding NaN or Inf (such weights predict nonsense)."""
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise UserError(f"{source}: tensor {key!r} holds NaN or Inf values; refusing non-finite weights")
+
+
+def load_state_dict_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Copy tensors into `model`, naming the first missing, unexpected, mis-shaped or non-finite tensor on
+    failure."""
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_shapes(own, {k: tuple(v.shape) for k, v in tensors.items()}, source)
+    check_finite(tensors, source)
     model.load_state_dict(tensors, strict=True)
+
+
+def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in a safetensors file, read from its index (no tensor data is read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (a safe_open handle)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot read tensors ({type(exc).__name__}: {exc})") from None
+
+
+def check_header_fits(meta: ModelMeta, path: str | os.PathLike) -> None:
+    """Build the header's model on the meta device (no memory, no init time) and check the file's tensor shapes
+    against it, so a header that lies (num_classes 1e7, width 50) is refused before anything real is built."""
+    from mobilenetv2.registry import create_model
+
+    with torch.device("meta"):
+        skeleton = create_model(meta.architecture, **meta.options)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    check_shapes(expected, tensor_shapes(path), f"{path} (header {meta.architecture} {meta.options})")
 
 
 def load_into(model: nn.Module, path: str | os.PathLike) -> nn.Module:
@@ -129,6 +162,7 @@ def load(path: str | os.PathLike) -> nn.Module:
     from mobilenetv2.registry import create_model
 
     meta = read_meta(path)
+    check_header_fits(meta, path)
     model = create_model(meta.architecture, **meta.options)
     load_state_dict_strict(model, read_tensors(path), str(path))
     return set_meta(model, meta.replace(options=meta_of(model).options)).eval()

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from mobilenetv2.data.build import build_sources, dataset_preprocessing, default_resolution
 from mobilenetv2.data.loader import Source, stack_labels
 from mobilenetv2.data.transforms import eval_transform, train_transform
+from mobilenetv2.errors import UserError
 from mobilenetv2.preprocessing import Preprocessing
 from mobilenetv2.train.evaluate import evaluate
 from mobilenetv2.train.runtime import Runtime
@@ -77,6 +78,7 @@ class ClassificationTask(Task):
         if cfg.weights:
             model = load(cfg.weights)
             meta = meta_of(model)
+            check_weights_agree(meta, options, cfg.weights)
             changed: dict[str, Any] = {"num_classes": num_classes}
             if getattr(model, "num_classes", num_classes) != num_classes:
                 log.info("fine-tuning: new %d-class classifier (the weights have %d)", num_classes, model.num_classes)
@@ -109,3 +111,18 @@ class ClassificationTask(Task):
             seconds=result.seconds,
             details={"confusion": result.confusion},
         )
+
+
+# Options a weights file fixes: a different value would build another architecture than the tensors fit.
+ARCHITECTURE_OPTIONS = ("width", "expansion", "bottleneck_activation", "shortcut", "padding", "output_stride")
+
+
+def check_weights_agree(meta: Any, options: dict[str, Any], weights: str) -> None:
+    """UserError naming the flag when an architecture option contradicts what `weights` holds (training would
+    run the file's model and record the flag's value)."""
+    for key in ARCHITECTURE_OPTIONS:
+        if key in options and key in meta.options and options[key] != meta.options[key]:
+            flag = f"--{key.replace('_', '-')}"
+            raise UserError(
+                f"{flag} {options[key]} contradicts --weights {weights} ({key} {meta.options[key]}); drop {flag}"
+            )

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.train.config import TrainConfig
-from mobilenetv2.train.evaluation import evaluate_weights
 from mobilenetv2.train.loop import train
+from mobilenetv2.workflows.evaluate import evaluate_weights
 
 log = logging.getLogger(__name__)
 
@@ -108,5 +109,5 @@ def write_report(out: Path, *, summary: dict, evaluation: dict, onnx: dict, seco
         "",
     ]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path

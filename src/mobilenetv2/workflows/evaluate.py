@@ -11,14 +11,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from mobilenetv2.atomic import atomic_path
 from mobilenetv2.data.build import build_eval_source
 from mobilenetv2.data.loader import TransformedDataset, eval_loader
 from mobilenetv2.data.transforms import eval_transform
 from mobilenetv2.meta import meta_of
 from mobilenetv2.train.evaluate import EvalResult, evaluate
-from mobilenetv2.train.records import plot_confusion, write_confusion_csv, write_json
+from mobilenetv2.train.records import plot_confusion, write_confusion_csv
 from mobilenetv2.train.runtime import Runtime, pick_device, resolve_precision
 from mobilenetv2.train.tasks.classification import KeepTarget
+from mobilenetv2.utils import write_json
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ def _report(
 def _write(out: Path, result: EvalResult, names: list[str], report: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "eval.json", report)
-    with open(out / "per_class.csv", "w", newline="") as f:
+    with atomic_path(out / "per_class.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["class", "images", "accuracy"])
         for i, name in enumerate(names):
