@@ -1,11 +1,14 @@
 """Export to ONNX, OpenVINO IR and TorchScript, each run in its runtime and compared with PyTorch right away."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 from torch import nn
 
+from mobilenetv2.atomic import atomic_path
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.metadata import read_metadata
 from mobilenetv2.export.verify import ExportResult, check_close
@@ -23,7 +26,8 @@ def export_model(
     input_size: tuple[int, int] = (224, 224),
 ) -> ExportResult:
     """Export `model` for inputs of (N, 3, *input_size), run the file in its runtime and compare the logits with
-    PyTorch's; UserError (nothing left at `path`) when they differ by more than 1e-4."""
+    PyTorch's; UserError when they differ by more than 1e-4. The file is written and verified under a temp
+    name beside `path` and renamed over it only then, so a failed export leaves an earlier file intact."""
     from mobilenetv2.export.onnx import export_onnx, run_onnx
     from mobilenetv2.export.openvino import export_openvino, run_openvino
     from mobilenetv2.export.torchscript import export_torchscript, run_torchscript
@@ -35,20 +39,42 @@ def export_model(
     input_size = tuple(int(s) for s in input_size)
     if len(input_size) != 2 or min(input_size) < 1:
         raise UserError(f"input_size must be (H, W) with positive sizes, got {input_size}")
+    path = check_output(path, format)
     write, run = writers[format]
     was_training = model.training
     model.eval()
     try:
-        path = write(model, path, input_size=input_size)
-        try:
-            result = check_close(model, lambda x: run(path, x), path=path, format=format, input_size=input_size)
-        except UserError:
-            remove_export(path)
-            raise
+        with staged_export(path) as tmp:
+            write(model, tmp, input_size=input_size)
+            result = check_close(model, lambda x: run(tmp, x), path=path, format=format, input_size=input_size)
     finally:
         model.train(was_training)
     log.info("%s export verified: %s (max |diff| vs PyTorch %.2g)", format, path, result.max_abs_diff)
     return result
+
+
+def check_output(path: str | Path, format: str, *, inputs: tuple[str | Path | None, ...] = ()) -> Path:
+    """UserError unless `path` ends in `format`'s extension and neither it nor its companion (.bin) is one of
+    `inputs` (exporting over the weights it reads would destroy them)."""
+    path = Path(path)
+    want = FORMATS.get(format)
+    if want is not None and path.suffix.lower() != want:
+        raise UserError(f"--out {path}: {format} exports must end in {want}")
+    if path.exists() and not path.is_file():
+        raise UserError(f"--out {path}: exists and is not a regular file")
+    written = [path, path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [path]
+    for source in (Path(i) for i in inputs if i is not None):
+        for out in written:
+            if out.resolve() == source.resolve() or (out.exists() and source.exists() and out.samefile(source)):
+                raise UserError(f"--out {out} is the input file {source}; choose another output path")
+    return path
+
+
+@contextmanager
+def staged_export(path: Path) -> Iterator[Path]:
+    """A temp path with `path`'s suffix in its folder, renamed over `path` (and an .xml's .bin) on success."""
+    with atomic_path(path, keep_suffix=True, companions=(".bin",) if path.suffix.lower() == ".xml" else ()) as tmp:
+        yield tmp
 
 
 def remove_export(path: Path) -> None:
@@ -56,4 +82,4 @@ def remove_export(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-__all__ = ["FORMATS", "ExportResult", "Format", "export_model", "read_metadata"]
+__all__ = ["FORMATS", "ExportResult", "Format", "check_output", "export_model", "read_metadata", "staged_export"]

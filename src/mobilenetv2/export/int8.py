@@ -26,6 +26,7 @@ from mobilenetv2.export.metadata import (
     torchscript_extra_files,
 )
 from mobilenetv2.export.verify import ExportResult
+from mobilenetv2.meta import find_meta
 
 CALIBRATION_BATCH = 16
 DEFAULT_MIN_AGREEMENT = 0.95
@@ -190,7 +191,8 @@ def compare(model: nn.Module, run: Callable[[np.ndarray], np.ndarray], data: Cal
         "top1_agreement": float((fp32 == int8).mean()),
         "max_abs_logit_diff": float(np.abs(fp32_logits - int8_logits).max()),
     }
-    if list(getattr(model, "class_names", None) or []) == data.class_names:
+    meta = find_meta(model)
+    if meta is not None and list(meta.class_names or []) == data.class_names:
         report["fp32_top1"] = float((fp32 == data.labels).mean())
         report["int8_top1"] = float((int8 == data.labels).mean())
     return report
@@ -208,38 +210,40 @@ def export_int8(
 ) -> ExportResult:
     """Quantize `model` for `format`'s runtime with images from `calibration`; UserError (nothing written) when
     INT8 top-1 agrees with fp32 on fewer than `min_agreement` of the held-out images."""
-    from mobilenetv2.export import remove_export
+    from mobilenetv2.export import check_output, staged_export
     from mobilenetv2.export.onnx import export_onnx
     from mobilenetv2.preprocessing import default_preprocessing
 
     model = model.eval()
-    preprocessing = getattr(model, "preprocessing", None) or default_preprocessing(input_size)
+    meta = find_meta(model)
+    preprocessing = meta.preprocessing if meta is not None else default_preprocessing(input_size)
     if tuple(preprocessing.input_size) != tuple(input_size):
         preprocessing = default_preprocessing(input_size)
+    if format not in ("onnx", "openvino", "torchscript"):
+        raise UserError(f"unknown format {format!r}")
+    if not 0 <= min_agreement <= 1:
+        raise UserError(f"--min-agreement must be in [0, 1], got {min_agreement}")
+    path = check_output(path, format)
     data = load_calibration(calibration, preprocessing, limit=limit)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = export_metadata(model, input_size) | {"precision": "int8"}
-    with tempfile.TemporaryDirectory() as tmp:
-        if format == "onnx":
-            fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
-            quantize_onnx(fp32, path, data.calibration, meta)
-        elif format == "openvino":
-            fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
-            quantize_openvino(fp32, path, data.calibration, meta)
-        elif format == "torchscript":
-            quantized = quantize_torch_x86(model, input_size, data.calibration)
-            save_torchscript_int8(quantized, path, input_size, meta)
-        else:
-            raise UserError(f"unknown format {format!r}")
-    report = compare(model, runner(format, path), data)
-    log.info("INT8 %s on %d held-out images of %s: %s", format, report["images"], calibration, report)
-    if report["top1_agreement"] < min_agreement:
-        remove_export(path)
-        raise UserError(
-            f"INT8 top-1 agrees with fp32 on {report['top1_agreement']:.1%} of held-out images "
-            f"(< {min_agreement:.0%}); try more or more representative calibration images"
-        )
+    with staged_export(path) as staged:
+        with tempfile.TemporaryDirectory() as tmp:
+            if format == "onnx":
+                fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
+                quantize_onnx(fp32, staged, data.calibration, meta)
+            elif format == "openvino":
+                fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
+                quantize_openvino(fp32, staged, data.calibration, meta)
+            else:
+                quantized = quantize_torch_x86(model, input_size, data.calibration)
+                save_torchscript_int8(quantized, staged, input_size, meta)
+        report = compare(model, runner(format, staged), data)
+        log.info("INT8 %s on %d held-out images of %s: %s", format, report["images"], calibration, report)
+        if report["top1_agreement"] < min_agreement:
+            raise UserError(
+                f"INT8 top-1 agrees with fp32 on {report['top1_agreement']:.1%} of held-out images "
+                f"(< {min_agreement:.0%}); try more or more representative calibration images"
+            )
     return ExportResult(
         path=path,
         format=format,

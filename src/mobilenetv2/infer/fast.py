@@ -20,10 +20,10 @@ from mobilenetv2.infer.engine import Engine
 from mobilenetv2.infer.fold import folded_copy
 from mobilenetv2.infer.graph import ENGINES, CacheInfo, graph_available
 from mobilenetv2.infer.plan import Plan, backbone_of, build_plan, check_options
+from mobilenetv2.meta import find_meta, set_meta
 
 log = logging.getLogger(__name__)
 
-COPIED_ATTRIBUTES = ("model_name", "model_options", "preprocessing", "class_names", "provenance", "num_classes")
 CASTS = ("to", "cuda", "cpu", "xpu", "ipu", "mtia", "type", "float", "double", "half", "bfloat16", "to_empty")
 
 
@@ -39,13 +39,13 @@ def _refuse(name: str):
 
 
 class InferenceModel(nn.Module):
-    """What every for_inference() result shares: eval only, immutable, the original model's metadata."""
+    """What every for_inference() result shares: eval only, immutable, the original model's metadata record."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        for name in COPIED_ATTRIBUTES:
-            if hasattr(model, name):
-                setattr(self, name, getattr(model, name))
+        if (meta := find_meta(model)) is not None:
+            set_meta(self, meta)
+        self.num_classes = getattr(model, "num_classes", None)
         super().train(False)
 
     def train(self, mode: bool = True) -> "InferenceModel":

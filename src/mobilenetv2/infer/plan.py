@@ -25,6 +25,7 @@ from torch import nn
 from mobilenetv2.infer.fold import fold_unit, folded_copy
 from mobilenetv2.infer.ops import BottleneckOp, Conv, HeadOp, LinearOp, Op, StemOp
 from mobilenetv2.layers import InvertedResidual
+from mobilenetv2.meta import find_meta
 from mobilenetv2.models import MobileNetV2
 
 SCHEDULES = ("peak", "uniform")
@@ -170,7 +171,8 @@ def backbone_ops(net: MobileNetV2, taps: tuple[str, ...]) -> list[Op]:
 
 def input_size(model: nn.Module) -> tuple[int, int]:
     """The size the weights were made for (their preprocessing), else 224x224: where the peak schedule plans."""
-    return tuple(getattr(getattr(model, "preprocessing", None), "input_size", (224, 224)))
+    meta = find_meta(model)
+    return tuple(meta.preprocessing.input_size) if meta is not None else (224, 224)
 
 
 def check_options(splits: int, schedule: str) -> None:
