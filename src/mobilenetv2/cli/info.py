@@ -49,7 +49,7 @@ def _split_plan(model, resolution: tuple[int, int], splits: int) -> dict[str, in
 
     if splits < 2 or not isinstance(model, MobileNetV2) or model.shortcut == "expansion":
         return None
-    from mobilenetv2.infer.fast import split_plan
+    from mobilenetv2.infer.plan import split_plan
 
     return split_plan(model, resolution, splits)
 
