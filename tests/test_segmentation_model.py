@@ -105,3 +105,15 @@ def test_poly_schedule():
     assert lr_at(cfg, 0, 100) == pytest.approx(0.007)
     assert lr_at(cfg, 500, 100) == pytest.approx(0.007 * 0.5**0.9)
     assert lr_at(cfg, 1000, 100) == 0.0
+
+
+@pytest.mark.parametrize("splits", [1, 3])
+def test_for_inference_equals_the_model(splits):
+    from conftest import randomize_bn_
+
+    from mobilenetv2.infer import for_inference
+
+    model = randomize_bn_(create_model(NAME, width=0.35, num_classes=5, aspp=True, output_stride=8)).eval()
+    x = torch.randn(1, 3, 72, 56)
+    with torch.no_grad():
+        assert torch.allclose(for_inference(model, splits=splits)(x), model(x), atol=1e-4)

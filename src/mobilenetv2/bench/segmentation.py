@@ -130,3 +130,67 @@ def format_segmentation_table(result: dict) -> str:
             f"{r['median_ms']:.1f} | {r['p90_ms']:.1f} |"
         )
     return "\n".join(lines)
+
+
+def benchmark_segmentation_memory(
+    *,
+    model_name: str,
+    options: dict,
+    resolution: tuple[int, int],
+    max_splits: int = 8,
+    out_dir: str | Path | None = None,
+) -> dict:
+    """Peak live activation bytes (fp32, batch 1, every tensor storage counted as `bench --memory` counts
+    them) of our segmenter under for_inference(splits=1..max_splits) and of torchvision's MobileNetV3
+    segmenters (eager), all at `resolution` (H, W); our outputs are checked against the plain model."""
+    from mobilenetv2.bench.memory import measure_forward
+    from mobilenetv2.infer import for_inference
+    from mobilenetv2.registry import create_model
+
+    torch.manual_seed(0)
+    ours = create_model(model_name, **options).eval()
+    x = torch.randn(1, 3, *resolution)
+    with torch.inference_mode():
+        reference = ours(x)
+    result: dict = {"model": model_name, "options": options, "resolution": list(resolution), "dtype": "float32"}
+    result["peers"] = {p: measure_forward(torchvision_segmenter(p, ours.num_classes), x) for p in PEERS}
+    result["ours_eager"] = measure_forward(ours, x)
+    result["splits"] = {}
+    for t in range(1, max_splits + 1):
+        fast = for_inference(ours, splits=t, engine="eager")
+        with torch.inference_mode():
+            diff = float((fast(x) - reference).abs().max())
+        result["splits"][str(t)] = {**measure_forward(fast, x), "max_abs_diff": diff}
+    for row in result["splits"].values():
+        row.pop("per_op", None)
+        for peer, measured in result["peers"].items():
+            row[f"ratio_to_{peer}"] = round(row["peak_bytes"] / measured["peak_bytes"], 4)
+    for measured in (*result["peers"].values(), result["ours_eager"]):
+        measured.pop("per_op", None)
+    if out_dir:
+        from mobilenetv2.train.records import write_json
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "memory.json", result)
+        (out / "memory.md").write_text(format_segmentation_memory(result) + "\n")
+    return result
+
+
+def format_segmentation_memory(result: dict) -> str:
+    h, w = result["resolution"]
+    lines = [
+        f"peak live activations at {h}x{w}, batch 1, fp32 (input and weights excluded)",
+        "| path | peak MB | vs LR-ASPP | vs DeepLabv3-MNv3 | max abs diff |",
+        "|---|---|---|---|---|",
+    ]
+    lr, dl = (result["peers"][p]["peak_bytes"] for p in PEERS)
+    rows = [(f"torchvision {p}", m["peak_bytes"], None) for p, m in result["peers"].items()]
+    rows.append(("ours eager", result["ours_eager"]["peak_bytes"], None))
+    rows += [
+        (f"ours for_inference splits={t}", r["peak_bytes"], r["max_abs_diff"]) for t, r in result["splits"].items()
+    ]
+    for name, peak, diff in rows:
+        shown = "-" if diff is None else f"{diff:.1e}"
+        lines.append(f"| {name} | {peak / 1e6:.1f} | {peak / lr:.3f} | {peak / dl:.3f} | {shown} |")
+    return "\n".join(lines)

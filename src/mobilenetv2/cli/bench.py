@@ -57,6 +57,26 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.memory and _is_segmenter(args.model):
+        from mobilenetv2.bench.segmentation import benchmark_segmentation_memory, format_segmentation_memory
+
+        result = benchmark_segmentation_memory(
+            model_name=args.model,
+            options={
+                k: v
+                for k, v in (
+                    ("aspp", args.aspp),
+                    ("output_stride", args.output_stride),
+                    ("num_classes", args.num_classes),
+                )
+                if v is not None
+            },  # fmt: skip
+            resolution=args.resolution,
+            max_splits=max(args.splits or [8]),
+            out_dir=args.out,
+        )
+        print(format_segmentation_memory(result))
+        return 0
     if args.memory:
         from mobilenetv2.bench.memory import benchmark_memory
 

@@ -2,9 +2,10 @@
 
 Each scene is a crop of one of the two photos scikit-learn ships (`load_sample_images`: china.jpg,
 flower.jpg) with 1-3 UCI digits (sklearn `load_digits`, the classification demo's 80/20 split: train scenes
-use train digits, val scenes the held-out ones) pasted in flat random colours. The label of a pixel is
-exactly what was painted there: 0 background, digit d -> class d + 1; pixels whose 3x3 neighbourhood holds
-two labels form a 255 (ignore) band at every object border. Scenes are written once in the VOC layout
+use train digits, val scenes the held-out ones) pasted as cards: a square of a light random colour with the
+digit inked on it in a dark one. The label of a pixel is exactly what was painted there: 0 background,
+the card of digit d -> class d + 1; pixels whose 3x3 neighbourhood holds two labels form a 255 (ignore)
+band at every object border. Scenes are written once in the VOC layout
 (JPEGImages/, SegmentationClass/ palette PNGs, ImageSets/Segmentation/{train,val}.txt, classes.txt) under
 a cache folder, so the same VOC loader reads them.
 """
@@ -25,7 +26,7 @@ from mobilenetv2.data.segmentation import IGNORE_INDEX, save_mask
 log = logging.getLogger(__name__)
 
 CLASS_NAMES = ["background", *(str(d) for d in range(10))]
-VERSION = 1  # bump when the generator changes: the cache folder name includes it
+VERSION = 2  # bump when the generator changes: the cache folder name includes it
 INK_THRESHOLD = 0.4  # of the digit's 0..16 intensity range, after bilinear upsampling
 
 
@@ -113,13 +114,22 @@ def render_scene(rng: np.random.Generator, photos, digits: np.ndarray, labels: n
             continue
         y, x = spot
         placed.append((y, x, d))
-        ink = _ink(digits[k], d)
-        hue = float(rng.random())
-        colour = np.array(colorsys.hsv_to_rgb(hue, 0.6 + 0.4 * float(rng.random()), 0.7 + 0.3 * float(rng.random())))
-        region = image[y : y + d, x : x + d]
-        region[ink] = colour * 255.0
-        label[y : y + d, x : x + d][ink] = int(labels[k]) + 1
+        # A card of a light colour with the digit inked on it in a dark one; the card is the object. (Thin
+        # strokes alone are not representable by logits at output stride 8 upsampled bilinearly.)
+        card = _colour(rng, saturation=(0.15, 0.45), value=(0.8, 1.0))
+        ink_colour = _colour(rng, saturation=(0.5, 1.0), value=(0.05, 0.4))
+        margin = max(1, d // 8)
+        image[y : y + d, x : x + d] = card
+        ink = _ink(digits[k], d - 2 * margin)
+        image[y + margin : y + d - margin, x + margin : x + d - margin][ink] = ink_colour
+        label[y : y + d, x : x + d] = int(labels[k]) + 1
     return np.clip(image + 0.5, 0, 255).astype(np.uint8), with_ignore_band(label)
+
+
+def _colour(rng: np.random.Generator, *, saturation: tuple[float, float], value: tuple[float, float]) -> np.ndarray:
+    sat = saturation[0] + (saturation[1] - saturation[0]) * float(rng.random())
+    val = value[0] + (value[1] - value[0]) * float(rng.random())
+    return np.array(colorsys.hsv_to_rgb(float(rng.random()), sat, val)) * 255.0
 
 
 def _ink(digit: np.ndarray, size: int) -> np.ndarray:

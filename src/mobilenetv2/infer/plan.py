@@ -159,12 +159,13 @@ def backbone_ops(net: MobileNetV2, taps: tuple[str, ...]) -> list[Op]:
     else:
         ops += [StemOp("stem", Conv.folded(fold_unit(net.stem)), ("stem",)), bottleneck_op("blocks.0", first, wanted)]
     ops += [bottleneck_op(f"blocks.{i}", block, wanted) for i, block in enumerate(net.blocks) if i > 0]
-    head = Conv.folded(fold_unit(net.head))
     if not taps:
+        head = Conv.folded(fold_unit(net.head))
         linear = net.classifier[1]
         weights = linear.weight.detach().clone(), linear.bias.detach().clone()
         return [*ops, HeadOp("head+pool", head, True, ("head+pool",)), LinearOp("classifier", *weights, ("logits",))]
-    ops.append(HeadOp("head", head, False, ("head",)))
+    if "head" in wanted:  # a model whose taps end earlier may have replaced the 1x1 head conv by nn.Identity
+        ops.append(HeadOp("head", Conv.folded(fold_unit(net.head)), False, ("head",)))
     last = max(i for i, op in enumerate(ops) if wanted & set(op.outputs))
     return ops[: last + 1]
 
