@@ -110,7 +110,6 @@ def test_poly_schedule():
 @pytest.mark.parametrize("splits", [1, 3])
 def test_for_inference_equals_the_model(splits):
     from conftest import randomize_bn_
-
     from mobilenetv2.infer import for_inference
 
     model = randomize_bn_(create_model(NAME, width=0.35, num_classes=5, aspp=True, output_stride=8)).eval()
