@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="classification",
         help="classification (digits, default) or segmentation (Mobile DeepLabv3 on the built-in digit scenes)",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--save-masks", metavar="DIR", help="save each predicted mask as a palette PNG named after its image"
     )
     g.add_argument("--scenes", type=int, default=1200, help="digits-segmentation: the training run's --synthetic-size")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:
