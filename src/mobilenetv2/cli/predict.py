@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out", metavar="DIR", help="write <name>.png masks and <name>_overlay.jpg here (default predictions)"
     )
     g.add_argument("--multi-scale", action="store_true", help="average scales 0.5..1.75 and left-right flips")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # segmentation: --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:
