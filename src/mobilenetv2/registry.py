@@ -94,7 +94,7 @@ def _load_builtin() -> None:
     the models never import the registry)."""
     if "mobilenet_v2" in _MODELS:
         return
-    from mobilenetv2.models import DeepLabV3MobileNetV2, MobileNetV1, MobileNetV2, NASNetA, ShuffleNetV1
+    from mobilenetv2.models import DeepLabV3MobileNetV2, MobileNetV1, MobileNetV2, NASNetA, ShuffleNetV1, SSDLite
 
     register_model("mobilenet_v2", MobileNetV2, {}, "MobileNetV2, any width (default 1.0)")
     for suffix, width in MOBILENET_V2_WIDTHS.items():
@@ -112,6 +112,7 @@ def _load_builtin() -> None:
         "Mobile DeepLabv3 (Table 7): MobileNetV2 at OS16/8 + image pooling [+ ASPP]; VOC's 21 classes",
         task="segmentation",
     )
+    register_model("ssdlite_mobilenet_v2", SSDLite, {}, "SSDLite-MobileNetV2 (Sec. 6.2, TF OD API)", task="detection")
 
 
 def task_of(name: str) -> str:
