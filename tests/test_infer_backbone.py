@@ -55,7 +55,7 @@ def test_models_on_the_backbone_match_the_plain_model(taps, options, splits):
     x = torch.randn(2, 3, 45, 37)
     with torch.no_grad():
         expected = model(x)
-    for engine in ENGINES:
+    for engine in ENGINES if splits == 1 else ("eager", "auto"):
         fast = mobilenetv2.for_inference(model, splits=splits, engine=engine)
         for _ in range(3 if fast.compiled_ops() else 1):
             assert_close(fast(x), expected)
