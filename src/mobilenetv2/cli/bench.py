@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rss", type=int, help="--memory: also each path's process peak RSS at this input size")
     p.add_argument("--out", help="write bench.json, bench.md and bench.png (or the --memory/--train outputs) here")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:

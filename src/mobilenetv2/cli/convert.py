@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(src)
     if out.suffix != ".safetensors":
         raise ValueError(f"--out must end in .safetensors, got {out}")
+    if out.resolve() == src.resolve() or (out.exists() and src.exists() and out.samefile(src)):
+        raise ValueError(f"--out {out} is the input file {src}; choose another output path")
     model = convert(src, args.source)
     save(model, out)
     meta = meta_of(model)

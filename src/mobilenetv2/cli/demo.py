@@ -8,7 +8,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (default runs/demo-<UTC time>)")
     p.add_argument("--max-steps", type=int, default=0, help="stop training early (smoke test); 0 = full recipe")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: reproducible, robust when busy)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:

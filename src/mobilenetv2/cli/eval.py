@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score by class index even when the model's classes differ from the data's",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:

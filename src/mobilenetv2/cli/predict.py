@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,24 +26,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.data.images import MAX_PIXELS
     from mobilenetv2.errors import UserError
-    from mobilenetv2.infer.predict import format_predictions, predict_files
+    from mobilenetv2.infer.predict import PredictionInterrupted, predict_files
 
     if args.weights is None:
         raise UserError(
             "predict needs --weights FILE: a model with random weights predicts nothing useful "
             "(convert pretrained weights with `mobilenetv2 convert`, or train with `mobilenetv2 train`)"
         )
-    results = predict_files(
-        args.images,
-        weights=args.weights,
-        topk=args.topk,
-        batch_size=args.batch_size,
-        splits=args.splits,
-        engine=args.engine,
-        max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
-    )
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=1))
-    else:
-        print(format_predictions(results))
+    try:
+        results = predict_files(
+            args.images,
+            weights=args.weights,
+            topk=args.topk,
+            batch_size=args.batch_size,
+            splits=args.splits,
+            engine=args.engine,
+            max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+        )
+    except PredictionInterrupted as stop:  # Ctrl-C: print what was predicted before it
+        show(stop.done, args.json)
+        print(f"interrupted after {len(stop.done)} of {stop.total} files", file=sys.stderr)
+        return 130
+    show(results, args.json)
     return 1 if any(r.error is not None for r in results) else 0
+
+
+def show(results: list, as_json: bool) -> None:
+    from mobilenetv2.infer.predict import format_predictions
+
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    elif results:
+        print(format_predictions(results))
