@@ -1,5 +1,6 @@
 """Export to ONNX, OpenVINO IR and TorchScript, each run in its runtime and compared with PyTorch right away."""
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ from mobilenetv2.atomic import atomic_path
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.metadata import read_metadata
 from mobilenetv2.export.verify import ExportResult, check_close
+from mobilenetv2.meta import find_meta
+from mobilenetv2.registry import task_of
 
 Format = Literal["onnx", "openvino", "torchscript"]
 FORMATS: dict[str, str] = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}
@@ -24,10 +27,12 @@ def export_model(
     *,
     format: Format = "onnx",
     input_size: tuple[int, int] = (224, 224),
+    nms: bool = False,
 ) -> ExportResult:
     """Export `model` for inputs of (N, 3, *input_size), run the file in its runtime and compare the logits with
     PyTorch's; UserError when they differ by more than 1e-4. The file is written and verified under a temp
-    name beside `path` and renamed over it only then, so a failed export leaves an earlier file intact."""
+    name beside `path` and renamed over it only then, so a failed export leaves an earlier file intact.
+    A detector exports its decoded boxes and scores (and per-class NMS with `nms=True`): export/detection.py."""
     from mobilenetv2.export.onnx import export_onnx, run_onnx
     from mobilenetv2.export.openvino import export_openvino, run_openvino
     from mobilenetv2.export.torchscript import export_torchscript, run_torchscript
@@ -43,6 +48,18 @@ def export_model(
     write, run = writers[format]
     was_training = model.training
     model.eval()
+    meta = find_meta(model)
+    if meta is not None and task_of(meta.architecture) == "detection":
+        from mobilenetv2.export.detection import export_detector
+
+        try:
+            with staged_export(Path(path)) as tmp:
+                result = export_detector(model, tmp, format=format, input_size=input_size, nms=nms)
+            return dataclasses.replace(result, path=Path(path))
+        finally:
+            model.train(was_training)
+    if nms:
+        raise UserError("nms applies to detection models only")
     try:
         with staged_export(path) as tmp:
             write(model, tmp, input_size=input_size)

@@ -39,6 +39,7 @@ def export_from_file(
     calibration: str | None = None,
     calibration_size: int = 300,
     min_agreement: float = 0.95,
+    nms: bool = False,
 ) -> ExportResult:
     """Export weights (ours) or a fresh `model_name`; `input_size` defaults to the weights' preprocessing."""
     from mobilenetv2.export import check_output
@@ -60,7 +61,7 @@ def export_from_file(
         input_size = tuple(meta_of(model).preprocessing.input_size)
     check_resolution(model, input_size)
     if not int8:
-        return export_model(model, path, format=format, input_size=input_size)
+        return export_model(model, path, format=format, input_size=input_size, nms=nms)
     from mobilenetv2.export.int8 import export_int8
 
     return export_int8(
