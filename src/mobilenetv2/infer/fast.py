@@ -53,6 +53,18 @@ class InferenceModel(nn.Module):
             raise RuntimeError("a for_inference() model is eval-only; train the original model instead")
         return self
 
+    def compiled_ops(self) -> list[str]:
+        """Names of the ops that run as one compiled graph (decided when built; empty: all eager)."""
+        return []
+
+    def compiled_shapes(self) -> list[tuple]:
+        """(input shape, channels_last) of the compiled graphs kept, least recently used first."""
+        return []
+
+    def cache_info(self) -> CacheInfo | None:
+        """Counters of the compiled graphs (None when nothing runs compiled)."""
+        return None
+
     def check_input(self, x: torch.Tensor, in_channels: int) -> None:
         if x.dim() != 4 or x.shape[1] != in_channels:
             raise ValueError(f"expected an (N, {in_channels}, H, W) input, got shape {tuple(x.shape)}")
@@ -90,15 +102,12 @@ class FastMobileNetV2(InferenceModel):
         return self.plan.op_splits()
 
     def compiled_ops(self) -> list[str]:
-        """Names of the ops that run as one compiled graph (decided when built; empty: all eager)."""
         return self.runner.compiled_ops()
 
     def compiled_shapes(self) -> list[tuple]:
-        """(input shape, channels_last) of the compiled graphs kept, least recently used first."""
         return self.runner.compiled_shapes()
 
     def cache_info(self) -> CacheInfo | None:
-        """Counters of the compiled graphs (None when nothing runs compiled)."""
         return self.runner.cache_info()
 
     def forward(self, x: torch.Tensor, *, on_op=None):

@@ -83,6 +83,34 @@ class Slice:
     project_w: torch.Tensor  # (n/t, k'): rows of the transposed projection
 
 
+class Sliced:
+    """What the ops split over channel slices share: a `parts` field of per-slice weight views, made once by
+    `_slice(t)`, and `with_splits`. `splittable` says whether slicing can lower the op's peak."""
+
+    parts: tuple
+    scheduled = True
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            object.__setattr__(self, "parts", self._slice(1))
+
+    @property
+    def slices(self) -> int:
+        return len(self.parts)
+
+    @property
+    def splittable(self) -> bool:
+        return True
+
+    def _slice(self, splits: int) -> tuple:
+        raise NotImplementedError
+
+    def with_splits(self, splits: int):
+        if not self.splittable or splits == self.slices:
+            return self
+        return dataclasses.replace(self, parts=self._slice(splits))
+
+
 @dataclass(frozen=True, eq=False)
 class StemOp:
     """The stem conv on its own (when it cannot be fused with the first bottleneck, or is a tap)."""
@@ -110,7 +138,7 @@ class StemOp:
 
 
 @dataclass(frozen=True, eq=False)
-class BottleneckOp:
+class BottleneckOp(Sliced):
     """[first conv ->] depthwise -> projection over slices of the inner channels. The first conv is the 1x1
     expansion, or the stem conv when the stem is fused with a t = 1 bottleneck (Table 3's note); None for a
     t = 1 bottleneck on its own (slices of the input feed the depthwise). The projection is stored transposed,
@@ -127,19 +155,14 @@ class BottleneckOp:
     keep_expansion: bool
     outputs: tuple[str, ...]
     parts: tuple[Slice, ...] = ()
-    scheduled = True
-
-    def __post_init__(self) -> None:
-        if not self.parts:
-            object.__setattr__(self, "parts", self._slice(1))
 
     @property
     def inner(self) -> int:
         return self.depthwise.weight.shape[0]
 
     @property
-    def slices(self) -> int:
-        return len(self.parts)
+    def splittable(self) -> bool:
+        return not self.keep_expansion  # a tapped expansion must exist whole
 
     def _slice(self, splits: int) -> tuple[Slice, ...]:
         parts = []
@@ -149,11 +172,6 @@ class BottleneckOp:
             dw_w, dw_b = self.depthwise.weight[start:stop], self.depthwise.bias[start:stop]
             parts.append(Slice(start, stop, first_w, first_b, dw_w, dw_b, self.project_t[start:stop]))
         return tuple(parts)
-
-    def with_splits(self, splits: int) -> "BottleneckOp":
-        if self.keep_expansion or splits == self.slices:
-            return self
-        return dataclasses.replace(self, parts=self._slice(splits))
 
     def live_bytes(self, h: int, w: int, splits: int, bytes_per_element: int = 4) -> tuple[int, int, int]:
         """(peak live activation bytes at batch 1 with `splits` slices, output height, output width) for an
@@ -199,7 +217,7 @@ class BottleneckOp:
 
 
 @dataclass(frozen=True, eq=False)
-class HeadOp:
+class HeadOp(Sliced):
     """The last 1x1 conv (ReLU6); with `pool`, fused with global average pooling: slices of its channels are
     pooled right away, so the (N, 1280, H, W) tensor never exists whole and the op returns (N, 1280)."""
 
@@ -208,28 +226,18 @@ class HeadOp:
     pool: bool
     outputs: tuple[str, ...]
     parts: tuple[tuple[int, int, torch.Tensor, torch.Tensor], ...] = ()  # (start, stop, weight rows, bias)
-    scheduled = True
-
-    def __post_init__(self) -> None:
-        if not self.parts:
-            object.__setattr__(self, "parts", self._slice(1))
 
     @property
     def channels(self) -> int:
         return self.conv.weight.shape[0]
 
     @property
-    def slices(self) -> int:
-        return len(self.parts)
+    def splittable(self) -> bool:
+        return self.pool  # unpooled, the output is whole anyway
 
     def _slice(self, splits: int) -> tuple[tuple[int, int, torch.Tensor, torch.Tensor], ...]:
         w, b = self.conv.weight, self.conv.bias
         return tuple((a, z, w[a:z], b[a:z]) for a, z in channel_slices(self.channels, splits))
-
-    def with_splits(self, splits: int) -> "HeadOp":
-        if not self.pool or splits == self.slices:  # unpooled, the output is whole anyway
-            return self
-        return dataclasses.replace(self, parts=self._slice(splits))
 
     def live_bytes(self, h: int, w: int, splits: int, bytes_per_element: int = 4) -> tuple[int, int, int]:
         """(peak live bytes at batch 1 with `splits` slices, H', W'): input, pooled features and the widest
