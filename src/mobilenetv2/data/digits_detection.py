@@ -1,6 +1,6 @@
 """`--dataset digits-detection`: a deterministic synthetic detection set that needs no download.
 
-UCI handwritten digits (scikit-learn's `load_digits`, 8x8) are scaled to 14..48 pixels and pasted, 1 to 4 per
+UCI handwritten digits (scikit-learn's `load_digits`, 8x8) are scaled to 28..56 pixels and pasted, 1 to 3 per
 image and not overlapping, onto crops of the two photos scikit-learn ships (`load_sample_images`: china.jpg,
 flower.jpg). Each digit's box is the exact extent of its pasted ink. Train and val use disjoint digit
 samples. The set is written once as a COCO folder (`annotations/instances_{train,val}.json`, `train/`,
@@ -20,7 +20,7 @@ from PIL import Image
 log = logging.getLogger(__name__)
 
 DIGIT_NAMES = [str(d) for d in range(10)]
-VERSION = 1
+VERSION = 2  # 2: digits 28-56 px, at most 3 (1: 14-48 px, at most 4 — too few anchor matches at 128 px)
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,16 @@ class DigitsDetectionSpec:
     image_size: int = 128
     train_images: int = 2000
     val_images: int = 300
-    min_digit: int = 14
-    max_digit: int = 48
-    max_digits: int = 4
+    min_digit: int = 28
+    max_digit: int = 56
+    max_digits: int = 3
     seed: int = 0
 
 
 def default_root(spec: DigitsDetectionSpec) -> Path:
     base = os.environ.get("MOBILENETV2_CACHE") or Path.home() / ".cache" / "mobilenetv2"
-    name = f"digits-detection-v{VERSION}-{spec.image_size}px-{spec.train_images}-{spec.val_images}-s{spec.seed}"
+    name = f"digits-detection-v{VERSION}-{spec.image_size}px-{spec.train_images}-{spec.val_images}"
+    name += f"-d{spec.min_digit}-{spec.max_digit}x{spec.max_digits}-s{spec.seed}"
     return Path(base) / name
 
 
