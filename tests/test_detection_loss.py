@@ -73,3 +73,58 @@ def test_pycocotools_map_is_one_on_perfect_detections():
     assert per_class == pytest.approx({"a": 1.0, "b": 1.0})
     metrics, _ = evaluate_coco(gt, [])
     assert metrics["map"] == 0.0
+
+
+def test_tf_targets_include_the_background_slot():
+    """Sigmoid over every slot: a negative anchor's target is 1 in slot 0, a positive's 1 in its class slot."""
+    anchors = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])
+    target = [{"boxes": torch.tensor([[0.0, 0.0, 32.0, 32.0]]), "labels": torch.tensor([2])}]
+    right = torch.full((1, 2, 3), -20.0)
+    right[0, 0, 2] = right[0, 1, 0] = 20.0  # anchor 0 says class 2, anchor 1 says background
+    codes = torch.zeros(1, 2, 4)
+    _, parts = ssd_loss(codes, right, anchors, target, (64, 64))
+    assert parts["loss_cls"] < 1e-6 and parts["matches"] == 1
+    wrong = right.clone()
+    wrong[0, 1, 0] = -20.0  # background slot off on the negative: penalised
+    _, parts = ssd_loss(codes, wrong, anchors, target, (64, 64))
+    assert parts["loss_cls"] > 10
+
+
+def test_tf_mining_keeps_every_positive_and_three_negatives_per_positive():
+    from mobilenetv2.detection.loss import _tf_mining
+
+    anchors = grid_anchors(AnchorSpec(), [(4, 4), (2, 2), (1, 1), (1, 1), (1, 1), (1, 1)], (64, 64))
+    codes = torch.zeros(anchors.shape[0], 4)
+    cls = torch.rand(anchors.shape[0])
+    positive = torch.zeros(anchors.shape[0], dtype=torch.bool)
+    positive[[0, 5]] = True
+    cls[positive] = 0.0  # lowest loss: still kept
+    kept = _tf_mining(codes, anchors, cls, positive)
+    assert positive[kept].sum() == 2 and (~positive[kept]).sum() == 6
+    negatives = kept[~positive[kept]]
+    assert cls[negatives].min() >= cls[~positive].topk(6).values.min()  # the hardest ones
+    none = _tf_mining(codes, anchors, cls, torch.zeros_like(positive))
+    assert len(none) == 3  # at least 3 negatives on an image without objects
+
+
+def test_tf_overfit_lifts_matched_class_scores_above_background():
+    """One batch, a few dozen steps: every matched anchor's own class outscores the background slot, and
+    the post-processed score is that class's sigmoid (slot 0 excluded)."""
+    torch.manual_seed(0)
+    model = create_model("ssdlite_mobilenet_v2", width=0.35, num_classes=3).train()
+    x = torch.rand(2, 3, 64, 64)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(40):
+        loss, _ = ssd_loss(*model(x), TARGETS, (64, 64))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    from mobilenetv2.detection.matcher import match
+
+    out = model(x)
+    probs = torch.sigmoid(out.class_logits[0])
+    matches = match(TARGETS[0]["boxes"] / 64, out.anchors)
+    pos = matches >= 0
+    labels = TARGETS[0]["labels"][matches[pos]]
+    own = probs[pos].gather(1, labels[:, None]).squeeze(1)
+    assert (own > probs[pos, 0]).all() and (own > 0.5).all()
