@@ -37,12 +37,15 @@ def export_from_file(
     calibration: str | None = None,
     calibration_size: int = 300,
     min_agreement: float = 0.95,
+    batch_size: int | None = None,
 ) -> ExportResult:
     """Export weights (ours) or a fresh `model_name`; `input_size` defaults to the weights' preprocessing."""
     from mobilenetv2.models.mobilenet_v2 import check_resolution
 
     if format not in FORMATS:
         raise UserError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
+    if batch_size is not None and format != "tflite":
+        raise UserError(f"--batch-size applies to --format tflite (a fixed batch); {format} takes any batch")
     if calibration is not None and not int8:
         raise UserError("--calibration only applies with --int8")
     model = build_model(weights, model_name, dict(model_options or {}))
@@ -52,7 +55,7 @@ def export_from_file(
     check_resolution(model, input_size)
     path = Path(out) if out else default_output(weights, model_name, format, int8=int8)
     if not int8:
-        return export_model(model, path, format=format, input_size=input_size)
+        return export_model(model, path, format=format, input_size=input_size, batch_size=batch_size)
     if calibration is None:
         raise UserError("--int8 needs --calibration DATA (an image folder, or 'digits')")
     from mobilenetv2.export.int8 import export_int8
@@ -65,4 +68,5 @@ def export_from_file(
         calibration=calibration,
         limit=calibration_size,
         min_agreement=min_agreement,
+        batch_size=batch_size,
     )

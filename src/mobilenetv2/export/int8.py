@@ -4,7 +4,10 @@ in the runtime of the chosen format, then checked against fp32 PyTorch on held-o
 - onnx: onnxruntime `quantize_static`, QDQ format, uint8 activations / int8 per-channel weights (7-bit range),
   min-max ranges;
 - openvino: NNCF `nncf.quantize` (symmetric per-channel int8 weights, overflow fix on every layer) on the IR;
-- torchscript: PyTorch's FX graph mode with the x86 backend (fbgemm/oneDNN kernels), traced and frozen.
+- torchscript: PyTorch's FX graph mode with the x86 backend (fbgemm/oneDNN kernels), traced and frozen;
+- tflite: litert-torch's PT2E quantizer, full integer (int8 weights per channel, int8 activations, int8 input and
+  output), run in LiteRT/XNNPACK (litert.py);
+- executorch: PT2E with ExecuTorch's XNNPACKQuantizer, lowered to XNNPACK's int8 kernels (executorch.py).
 """
 
 import logging
@@ -154,6 +157,14 @@ def save_torchscript_int8(module: nn.Module, path: Path, input_size: tuple[int, 
 
 
 def runner(format: str, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    if format == "tflite":
+        from mobilenetv2.export.litert import tflite_runner
+
+        return tflite_runner(path)
+    if format == "executorch":
+        from mobilenetv2.export.executorch import executorch_runner
+
+        return executorch_runner(path)
     if format == "onnx":
         from mobilenetv2.export.onnx import ort_session
 
@@ -205,9 +216,11 @@ def export_int8(
     calibration: str,
     limit: int = 300,
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    batch_size: int | None = None,
 ) -> ExportResult:
     """Quantize `model` for `format`'s runtime with images from `calibration`; UserError (nothing written) when
-    INT8 top-1 agrees with fp32 on fewer than `min_agreement` of the held-out images."""
+    INT8 top-1 agrees with fp32 on fewer than `min_agreement` of the held-out images. `batch_size`: the fixed
+    batch of a tflite file (default 1)."""
     from mobilenetv2.export import remove_export
     from mobilenetv2.export.onnx import export_onnx
     from mobilenetv2.preprocessing import default_preprocessing
@@ -220,6 +233,8 @@ def export_int8(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = export_metadata(model, input_size) | {"precision": "int8"}
+    if format in ("tflite", "executorch"):
+        return export_int8_atomic(model, path, format, input_size, data, meta, min_agreement, batch_size or 1)
     with tempfile.TemporaryDirectory() as tmp:
         if format == "onnx":
             fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
@@ -232,14 +247,53 @@ def export_int8(
             save_torchscript_int8(quantized, path, input_size, meta)
         else:
             raise UserError(f"unknown format {format!r}")
-    report = compare(model, runner(format, path), data)
-    log.info("INT8 %s on %d held-out images of %s: %s", format, report["images"], calibration, report)
-    if report["top1_agreement"] < min_agreement:
+    try:
+        report = checked(model, runner(format, path), data, format, min_agreement)
+    except UserError:
         remove_export(path)
+        raise
+    return int8_result(path, format, input_size, report)
+
+
+def checked(model: nn.Module, run: Callable, data: CalibrationSet, format: str, min_agreement: float) -> dict:
+    """`compare`, logged; UserError below `min_agreement`."""
+    report = compare(model, run, data)
+    log.info("INT8 %s on %d held-out images of %s: %s", format, report["images"], data.source, report)
+    if report["top1_agreement"] < min_agreement:
         raise UserError(
             f"INT8 top-1 agrees with fp32 on {report['top1_agreement']:.1%} of held-out images "
             f"(< {min_agreement:.0%}); try more or more representative calibration images"
         )
+    return report
+
+
+def export_int8_atomic(
+    model: nn.Module,
+    path: Path,
+    format: str,
+    input_size: tuple[int, int],
+    data: CalibrationSet,
+    meta: dict,
+    min_agreement: float,
+    batch_size: int,
+) -> ExportResult:
+    """tflite / executorch: quantize into a temp file beside `path`, check it, then rename it over `path`."""
+    from mobilenetv2.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        if format == "tflite":
+            from mobilenetv2.export.litert import quantize_tflite
+
+            quantize_tflite(model, tmp, input_size, data.calibration, meta, batch_size=batch_size)
+        else:
+            from mobilenetv2.export.executorch import quantize_executorch
+
+            quantize_executorch(model, tmp, input_size, data.calibration, meta)
+        report = checked(model, runner(format, tmp), data, format, min_agreement)
+    return int8_result(path, format, input_size, report)
+
+
+def int8_result(path: Path, format: str, input_size: tuple[int, int], report: dict) -> ExportResult:
     return ExportResult(
         path=path,
         format=format,
