@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mobilenetv2.errors import MissingRuntime
 from mobilenetv2.export.metadata import KEY, export_metadata
 
 MAX_BATCH = 1024
@@ -28,7 +29,7 @@ def need_executorch():
     try:
         import executorch.exir as exir
     except ImportError as exc:
-        raise ImportError(
+        raise MissingRuntime(
             f"--format executorch needs executorch: pip install 'mobilenetv2[executorch]' ({exc})"
         ) from None
     return exir

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mobilenetv2.errors import UserError
+from mobilenetv2.errors import MissingRuntime, UserError
 from mobilenetv2.export.metadata import KEY, export_metadata
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,17 @@ def need_litert_torch():
     try:
         import litert_torch
     except ImportError as exc:
-        raise ImportError(f"--format tflite needs litert-torch: pip install 'mobilenetv2[tflite]' ({exc})") from None
+        raise MissingRuntime(f"--format tflite needs litert-torch: pip install 'mobilenetv2[tflite]' ({exc})") from None
     return litert_torch
+
+
+def need_litert():
+    try:
+        import ai_edge_litert.interpreter
+        import ai_edge_litert.schema_py_generated
+    except ImportError as exc:
+        raise MissingRuntime(f".tflite files need ai-edge-litert: pip install 'mobilenetv2[tflite]' ({exc})") from None
+    return ai_edge_litert
 
 
 @contextlib.contextmanager
@@ -54,7 +63,8 @@ def quiet():
 def add_tflite_metadata(content: bytes, meta: dict[str, Any]) -> bytes:
     """`content` (a .tflite flatbuffer) with `meta` as JSON under our key in its metadata table."""
     import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
+
+    schema = need_litert().schema_py_generated
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
     buffer = schema.BufferT()
@@ -69,7 +79,7 @@ def add_tflite_metadata(content: bytes, meta: dict[str, Any]) -> bytes:
 
 
 def read_tflite_metadata(path: Path) -> str | None:
-    from ai_edge_litert import schema_py_generated as schema
+    schema = need_litert().schema_py_generated
 
     model = schema.Model.GetRootAs(path.read_bytes(), 0)
     for i in range(model.MetadataLength()):
@@ -97,23 +107,23 @@ def export_tflite(model: nn.Module, path: str | Path, *, input_size: tuple[int, 
 
 def interpreter(path: str | Path, *, threads: int | None = None):
     """ai-edge-litert's interpreter (XNNPACK delegate, its default) with tensors allocated."""
-    from ai_edge_litert.interpreter import Interpreter
-
     with contextlib.redirect_stderr(io.StringIO()):
-        it = Interpreter(model_path=str(path), num_threads=threads)
+        it = need_litert().interpreter.Interpreter(model_path=str(path), num_threads=threads)
     it.allocate_tensors()
     return it
 
 
 def tflite_runner(path: str | Path, *, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """A float32 in, float32 out callable on the file; an integer (full-INT8) input or output is quantized /
-    dequantized with the scale and zero point the file declares. A batch other than the file's runs in chunks
-    of the file's batch (the last one zero-padded)."""
+    dequantized with the scale and zero point the file declares. Another batch than the file's: the input is
+    resized (the interpreter re-plans the graph; our classifiers have no batch-dependent reshape), or, where the
+    graph refuses, the batch runs in chunks of the file's batch (the last one zero-padded)."""
     it = interpreter(path, threads=threads)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     shape = tuple(int(s) for s in inp["shape"])
     in_scale, in_zero = inp["quantization"]
     out_scale, out_zero = out["quantization"]
+    state = {"batch": shape[0], "resizable": True}
 
     def run_one(x: np.ndarray) -> np.ndarray:
         if inp["dtype"] != np.float32:
@@ -124,12 +134,28 @@ def tflite_runner(path: str | Path, *, threads: int | None = None) -> Callable[[
         y = it.get_tensor(out["index"])
         return y.astype(np.float32) if out["dtype"] == np.float32 else (y.astype(np.float32) - out_zero) * out_scale
 
+    def resize(batch: int) -> bool:
+        try:
+            it.resize_tensor_input(inp["index"], [batch, *shape[1:]])
+            it.allocate_tensors()
+            ok = int(it.get_output_details()[0]["shape"][0]) == batch
+        except (RuntimeError, ValueError):
+            ok = False
+        if not ok and batch != shape[0]:
+            state["resizable"] = False
+            resize(shape[0])
+        state["batch"] = batch if ok else shape[0]
+        return ok
+
     def run(x: np.ndarray) -> np.ndarray:
         if tuple(x.shape[1:]) != shape[1:]:
             raise UserError(f"{path} takes inputs of shape {list(shape)}, got {list(x.shape)}")
-        n, b = len(x), shape[0]
-        if n == b:
+        n = len(x)
+        if n != state["batch"] and not (state["resizable"] and resize(n)) and state["batch"] != shape[0]:
+            resize(shape[0])
+        if n == state["batch"]:
             return run_one(x)
+        b = state["batch"]
         padded = np.concatenate([x, np.zeros((-n % b, *x.shape[1:]), dtype=x.dtype)])
         return np.concatenate([run_one(padded[i : i + b]) for i in range(0, len(padded), b)])[:n]
 
