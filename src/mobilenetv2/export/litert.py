@@ -45,8 +45,9 @@ def need_litert():
 
 @contextlib.contextmanager
 def quiet():
-    """litert-torch prints a progress tree to stdout and JAX/absl chatter to the log; keep warnings only."""
-    names = ("litert_torch", "jax", "absl", "torch._export", "torch.export")
+    """litert-torch prints a progress tree to stdout and JAX/absl chatter to the log (some of it on the root
+    logger: one INFO line per lowered op); keep warnings only while it converts."""
+    names = ("", "litert_torch", "jax", "absl", "torch._export", "torch.export")
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
