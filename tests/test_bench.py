@@ -31,21 +31,43 @@ def test_bench_rejects_unknown_paths(capsys):
     assert "unknown bench path 'warp-drive'" in capsys.readouterr().err
 
 
+MEMORY_RESULT = {
+    "model": "mobilenet_v2_035",
+    "resolution": 64,
+    "dtype": "float32",
+    "torchvision_eager": {"peak_bytes": 1000},
+    "splits": {"1": {"peak_bytes": 600, "predicted_peak_bytes": 640}, "2": {"peak_bytes": 400}},
+}
+TRAIN_RESULT = {
+    "baseline_images_per_second": 10.0,
+    "baseline_reuse_images_per_second": 15.0,
+    "ours_images_per_second": 20.0,
+    "batch_size": 32,
+    "resolution": 64,
+    "threads": 2,
+    "device": "cpu: test",
+}
+
+
 @pytest.mark.parametrize(
-    ("flag", "module", "function", "keyword"),
+    ("flag", "module", "function", "keyword", "result", "shown"),
     [
-        ("--memory", "mobilenetv2.bench.memory", "benchmark_memory", "max_splits"),
-        ("--train", "mobilenetv2.bench.training", "benchmark_training", "batch_size"),
+        ("--memory", "mobilenetv2.bench.memory", "benchmark_memory", "max_splits", MEMORY_RESULT, "fast, splits=2"),
+        ("--train", "mobilenetv2.bench.training", "benchmark_training", "batch_size", TRAIN_RESULT, "2.00x"),
     ],
 )
-def test_bench_dispatches_to_the_other_benchmarks(flag, module, function, keyword, monkeypatch, capsys):
+def test_bench_dispatches_to_the_other_benchmarks_and_prints_a_table(
+    flag, module, function, keyword, result, shown, monkeypatch, capsys
+):
+    """`--memory` and `--train` print a short table (the JSON goes to the --out files), not raw JSON."""
     calls = []
     stub = types.ModuleType(module)
-    setattr(stub, function, lambda **kw: calls.append(kw) or {"ok": True})
+    setattr(stub, function, lambda **kw: calls.append(kw) or result)
     monkeypatch.setitem(sys.modules, module, stub)
     assert main(["bench", flag, "--resolution", "64"]) == 0
     assert calls and calls[0]["resolution"] == 64 and keyword in calls[0]
-    assert json.loads(capsys.readouterr().out) == {"ok": True}
+    out = capsys.readouterr().out
+    assert shown in out and "{" not in out and len(out.splitlines()) < 10
 
 
 def test_training_benchmark_runs_every_loop_in_its_own_process(tmp_path):

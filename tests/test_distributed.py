@@ -2,7 +2,8 @@
 
 BatchNorm normalizes with per-process batch statistics unless SyncBatchNorm is on, and PyTorch's SyncBatchNorm
 has no CPU kernel; so the comparison freezes BatchNorm (`--freeze-bn`: running statistics, as in fine-tuning)
-and turns dropout off. Then every per-sample computation is the same, and the only difference left is
+and turns dropout off, in fp32 (on a CPU with native bf16, `--precision auto` trains in bf16). Then every
+per-sample computation is the same, and the only difference left is
 floating-point summation order: DDP averages two 8-image gradient means instead of one 16-image mean.
 In fp32 that is a few ulps per step, i.e. ~1e-7 relative; after 3 small SGD steps the weights must agree to
 1e-5 absolute (weights are O(0.1..1)), far below what one wrong sample or a missing all-reduce would change.
@@ -43,6 +44,8 @@ ARGS = [
     "--seed",
     "0",
     "--freeze-bn",
+    "--precision",
+    "fp32",
     "--no-progress",
 ]
 
@@ -64,6 +67,7 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path):
     assert ddp_summary["world_size"] == 2
 
     options = {"model_options": {"width": 0.35, "dropout": 0.0}, "dropout": 0.0, "epochs": 1, "freeze_bn": True}
+    options["precision"] = "fp32"  # the argument above is about fp32 rounding; CPUs with AMX would pick bf16
     single = train(tiny_config(tmp_path / "single", **options))
     assert single["world_size"] == 1 and single["steps"] == ddp_summary["steps"] == 3
 

@@ -77,3 +77,27 @@ def test_help(command, capsys):
         main([command, "--help"])
     assert exc.value.code == 0
     assert "usage: mobilenetv2 " + command in capsys.readouterr().out
+
+
+def test_eval_refuses_a_model_whose_classes_are_not_the_datas(tmp_path, capsys):
+    """A 1000-class model scored on the 10 digits would report top-1 0.0 and exit 0: that is an error."""
+    import mobilenetv2
+    from mobilenetv2.preprocessing import default_preprocessing
+
+    model = mobilenetv2.create_model("mobilenet_v2_035")
+    path = mobilenetv2.save(model, tmp_path / "imagenet.safetensors", preprocessing=default_preprocessing(32))
+    assert main(["eval", str(path), "--dataset", "digits"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1000 classes" in err[0] and "--ignore-class-mismatch" in err[0]
+    assert main(["eval", str(path), "--dataset", "digits", "--ignore-class-mismatch", "--batch-size", "360"]) == 0
+
+
+def test_usage_errors_are_one_line_and_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--shortcut", "foo"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--shortcut" in err[0] and "foo" in err[0]
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("mobilenetv2 ")

@@ -130,7 +130,7 @@ def test_every_export_says_how_to_prepare_images_and_name_classes(format, tmp_pa
     meta = read_metadata(path)
     assert meta["class_names"] == names
     assert meta["architecture"] == "mobilenet_v2" and meta["options"]["width"] == 0.35
-    assert meta["preprocessing"]["mean"] == list(loaded.preprocessing.mean)
+    assert meta["preprocessing"]["mean"] == list(loaded.meta.preprocessing.mean)
     assert meta["input_size"] == list(SIZE)
     if format == "onnx":  # stored where ONNX tools look for it
         props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}

@@ -13,6 +13,7 @@ from mobilenetv2.data.datasets import digits_split
 from mobilenetv2.errors import UserError
 from mobilenetv2.export import read_metadata
 from mobilenetv2.export.int8 import export_int8
+from mobilenetv2.meta import set_meta
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +21,10 @@ def digits_model() -> torch.nn.Module:
     """An untrained digits-shaped model: these tests check the machinery (what is quantized, what is reported,
     what is refused); the agreement a trained model reaches is measured and documented in docs/deployment.md."""
     model = mobilenetv2.create_model("mobilenet_v2", width=0.35, num_classes=10).eval()
-    model.preprocessing = dataset_preprocessing("digits", "torchvision", (32, 32))
-    model.class_names = [str(i) for i in range(10)]
-    return model
+    meta = model.meta.replace(
+        preprocessing=dataset_preprocessing("digits", "torchvision", (32, 32)), class_names=[str(i) for i in range(10)]
+    )
+    return set_meta(model, meta)
 
 
 def test_int8_onnx_has_per_channel_int8_weights(digits_model, tmp_path):
@@ -40,7 +42,7 @@ def test_int8_onnx_has_per_channel_int8_weights(digits_model, tmp_path):
     assert len(conv_weights) == 52 and all(w.dtype == np.int8 for w, _ in conv_weights)
     assert all(scale.shape == (w.shape[0],) for w, scale in conv_weights)
     meta = read_metadata(result.path)
-    assert meta["precision"] == "int8" and meta["class_names"] == digits_model.class_names
+    assert meta["precision"] == "int8" and meta["class_names"] == list(digits_model.meta.class_names)
 
 
 def test_int8_that_disagrees_is_refused(digits_model, tmp_path, monkeypatch):

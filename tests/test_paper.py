@@ -67,8 +67,11 @@ def test_table3_split_lowers_mobilenet_v2_peak(table3_views):
     assert peaks["1"] > peaks["2"] > peaks["4"] > peaks["8"] > table3_views["mobilenet_v2_100"]["peak_one_op_kb"]
 
 
-def test_table4_written_with_fast_path(tmp_path):
-    text = table4(out_dir=tmp_path, repeats=1, models=["mobilenet_v2_100"])
+def test_table4_written_with_fast_path(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="mobilenetv2.paper.table4"):
+        text = table4(out_dir=tmp_path, repeats=1, models=["mobilenet_v2_100"])
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "ms eval" in logged and "Latency(" not in logged
     assert written(tmp_path, "table4")
     row = json.loads((tmp_path / "table4.json").read_text())["rows"][0]
     assert row["params"] == 3_504_872 and row["fast_ms"] is not None
@@ -97,6 +100,8 @@ def test_figure6_tiny_budget(tmp_path):
     assert written(tmp_path, "figure6")
     summary = json.loads((tmp_path / "figure6.json").read_text())["summary"]
     assert list(summary) == ["relu6_bottleneck"] and summary["relu6_bottleneck"]["epochs"] == [1]
+    table = (tmp_path / "figure6.md").read_text()
+    assert "(1 seed)" in table and "± 0.0" not in table  # one seed has no spread to print
     options = json.loads((tmp_path / "runs" / "relu6_bottleneck" / "seed0" / "summary.json").read_text())
     assert options["model_options"]["bottleneck_activation"] == "relu6"
 

@@ -120,8 +120,8 @@ def test_tiny_run_writes_the_run_folder(tmp_path):
         assert (out / name).is_file(), name
     assert list((out / "tensorboard").iterdir())
     model = mobilenetv2.load(out / "model.safetensors")
-    assert model.class_names == [f"class_{i}" for i in range(10)]
-    assert tuple(model.preprocessing.input_size) == (32, 32)
+    assert list(model.meta.class_names) == [f"class_{i}" for i in range(10)]
+    assert tuple(model.meta.preprocessing.input_size) == (32, 32)
     ckpt = torch.load(out / "checkpoint-last.pt", weights_only=True)
     assert ckpt["step"] == 2 * (48 // 16)
     # The saved config is a loadable recipe that reproduces the run's settings.
@@ -142,10 +142,10 @@ def test_max_steps_stops_early(tmp_path):
 def test_finetune_with_new_num_classes_resets_the_classifier(tmp_path):
     train(tiny_config(tmp_path / "src", epochs=1))
     source = mobilenetv2.load(tmp_path / "src" / "model.safetensors")
-    from mobilenetv2.train.setup import build_model
+    from mobilenetv2.train.tasks import ClassificationTask
 
     cfg = resolve(tiny_config(tmp_path / "ft", weights=str(tmp_path / "src" / "model.safetensors")))
-    model = build_model(cfg, num_classes=3)
+    model = ClassificationTask(cfg).build_model(num_classes=3)
     assert model.classifier[1].out_features == 3
     assert torch.equal(model.stem.conv.weight, source.stem.conv.weight)
     assert torch.equal(model.blocks[5].project.bn.running_var, source.blocks[5].project.bn.running_var)

@@ -12,7 +12,7 @@ import mobilenetv2
 from conftest import randomize_bn_
 from mobilenetv2.cli import main
 from mobilenetv2.preprocessing import Preprocessing
-from mobilenetv2.weights import imagenet_class_names, read_header
+from mobilenetv2.weights import imagenet_class_names, load_into, read_header
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +31,14 @@ def test_load_rebuilds_the_exact_model_from_the_file_alone(saved):
     model, path, pre = saved
     loaded = mobilenetv2.load(path)
     assert not loaded.training
-    assert loaded.model_name == "mobilenet_v2" and loaded.width == 0.3
-    assert loaded.model_options["padding"] == "tf" and loaded.model_options["bn_eps"] == 1e-3
+    assert loaded.meta.architecture == "mobilenet_v2" and loaded.width == 0.3
+    assert loaded.meta.options["padding"] == "tf" and loaded.meta.options["bn_eps"] == 1e-3
     x = torch.randn(2, 3, 96, 128)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
-    assert loaded.preprocessing == pre
-    assert loaded.class_names == ["a", "b", "c", "d"]
-    assert loaded.provenance == {"source": "test", "x": 1}
+    assert loaded.meta.preprocessing == pre
+    assert list(loaded.meta.class_names) == ["a", "b", "c", "d"]
+    assert loaded.meta.provenance == {"source": "test", "x": 1}
 
 
 def test_header_holds_architecture_options_preprocessing_classes_provenance(saved):
@@ -50,9 +50,11 @@ def test_header_holds_architecture_options_preprocessing_classes_provenance(save
     assert header["class_names"] == ["a", "b", "c", "d"] and header["provenance"]["source"] == "test"
 
 
-def test_create_model_with_weights_loads_into_the_same_architecture(saved):
+def test_load_into_fills_the_same_architecture(saved):
     model, path, _ = saved
-    same = mobilenetv2.create_model("mobilenet_v2", width=0.3, num_classes=4, padding="tf", bn_eps=1e-3, weights=path)
+    same = load_into(
+        mobilenetv2.create_model("mobilenet_v2", width=0.3, num_classes=4, padding="tf", bn_eps=1e-3), path
+    )
     assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), model.state_dict().values(), strict=True))
 
 
@@ -62,7 +64,7 @@ def test_mismatch_names_the_first_tensor_and_both_shapes(saved):
     first = next(k for k, v in model.state_dict().items() if v.shape != target[k].shape)
     ours, theirs = tuple(model.state_dict()[first].shape), tuple(target[first].shape)
     with pytest.raises(ValueError) as info:
-        mobilenetv2.create_model("mobilenet_v2_050", num_classes=4, weights=path)
+        load_into(mobilenetv2.create_model("mobilenet_v2_050", num_classes=4), path)
     assert f"{first!r} has shape {ours}, the model expects {theirs}" in str(info.value)
 
 
@@ -71,7 +73,7 @@ def test_another_architectures_file_is_refused_clearly(tmp_path):
     with pytest.raises(
         ValueError, match=r"holds mobilenet_v1_025 weights, not mobilenet_v2_035: .*'stem\.conv\.weight'"
     ):
-        mobilenetv2.create_model("mobilenet_v2_035", num_classes=3, weights=path)
+        load_into(mobilenetv2.create_model("mobilenet_v2_035", num_classes=3), path)
 
 
 def test_info_shows_what_a_file_holds(saved, capsys):

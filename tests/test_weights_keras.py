@@ -92,8 +92,8 @@ def with_background_class(path: Path) -> Path:
 @pytest.mark.parametrize("path", [KERAS2, KERAS3], ids=["keras2-weights", "keras3-weights"])
 def test_keras_files_match_keras_logits(path, reference):
     model = mobilenetv2.convert(path, "keras")
-    assert model.model_name == "mobilenet_v2_035" and model.num_classes == 10
-    assert model.model_options["padding"] == "tf" and model.model_options["bn_eps"] == 1e-3
+    assert model.meta.architecture == "mobilenet_v2_035" and model.num_classes == 10
+    assert model.meta.options["padding"] == "tf" and model.meta.options["bn_eps"] == 1e-3
     diff = np.abs(run(model, reference["input"]) - reference["logits"]).max()
     assert diff <= TOLERANCE
 
@@ -114,18 +114,18 @@ def test_torch_padding_would_not_match(keras2_model, reference):
 
 def test_keras_preprocessing_and_provenance_are_recorded(tmp_path):
     model = mobilenetv2.convert(KERAS3, "keras")
-    assert model.preprocessing.mean == (0.5, 0.5, 0.5) and model.preprocessing.std == (0.5, 0.5, 0.5)
-    assert model.provenance["source"] == "keras" and model.provenance["layout"] == "keras3-weights"
-    assert len(model.provenance["sha256"]) == 64
+    assert model.meta.preprocessing.mean == (0.5, 0.5, 0.5) and model.meta.preprocessing.std == (0.5, 0.5, 0.5)
+    assert model.meta.provenance["source"] == "keras" and model.meta.provenance["layout"] == "keras3-weights"
+    assert len(model.meta.provenance["sha256"]) == 64
     mobilenetv2.save(model, tmp_path / "k.safetensors")
     loaded = mobilenetv2.load(tmp_path / "k.safetensors")
-    assert loaded.preprocessing == model.preprocessing and loaded.provenance == model.provenance
+    assert loaded.meta.preprocessing == model.meta.preprocessing and loaded.meta.provenance == model.meta.provenance
 
 
 def test_full_model_file_matches_and_records_its_input_size(tmp_path, reference):
     model = mobilenetv2.convert(full_model_file(tmp_path / "full.h5"), "keras")
-    assert model.provenance["layout"] == "keras-full-model"
-    assert model.preprocessing.input_size == (96, 96)
+    assert model.meta.provenance["layout"] == "keras-full-model"
+    assert model.meta.preprocessing.input_size == (96, 96)
     assert np.abs(run(model, reference["input"]) - reference["logits"]).max() <= TOLERANCE
 
 
@@ -134,18 +134,18 @@ def test_file_without_top_gives_keras_features_and_an_untrained_classifier(tmp_p
     features = run(model, reference["input"], features=True)
     assert np.abs(features - reference["features"]).max() <= TOLERANCE
     assert model.classifier[1].weight.abs().sum() == 0
-    assert any("no top" in note for note in model.provenance["notes"])
+    assert any("no top" in note for note in model.meta.provenance["notes"])
 
 
 def test_1001_class_head_drops_the_background_class(tmp_path, reference, caplog):
     with caplog.at_level(logging.INFO):
         model = mobilenetv2.convert(with_background_class(tmp_path / "slim.h5"), "keras")
     assert model.num_classes == 1000
-    assert any("background" in note for note in model.provenance["notes"])
+    assert any("background" in note for note in model.meta.provenance["notes"])
     assert "background" in caplog.text
     logits = run(model, reference["input"])
     assert np.abs(logits[:, :10] - reference["logits"]).max() <= TOLERANCE
-    assert model.class_names[0] == "tench"
+    assert list(model.meta.class_names)[0] == "tench"
 
 
 def test_cli_convert_then_info(tmp_path, capsys):

@@ -9,7 +9,7 @@ import torch
 import mobilenetv2
 from conftest import randomize_bn_
 from mobilenetv2.cli import main
-from mobilenetv2.models import MOBILENET_V2_WIDTHS
+from mobilenetv2.registry import MOBILENET_V2_WIDTHS
 
 torchvision = pytest.importorskip("torchvision")
 WIDTHS = sorted(MOBILENET_V2_WIDTHS.values())
@@ -45,8 +45,8 @@ def test_torchvision_every_width_matches_torchvision_logits(tmp_path, width):
     model = mobilenetv2.convert(path, "torchvision")
     assert model.width == width and model.num_classes == 17
     assert max_logit_diff(source, model) <= TOLERANCE
-    assert model.provenance["self_check"]["max_abs_diff"] <= TOLERANCE
-    assert model.provenance["sha256"] and model.provenance["source"] == "torchvision"
+    assert model.meta.provenance["self_check"]["max_abs_diff"] <= TOLERANCE
+    assert model.meta.provenance["sha256"] and model.meta.provenance["source"] == "torchvision"
 
 
 def _timm_model(width: float, num_classes: int) -> torch.nn.Module:
@@ -64,8 +64,8 @@ def test_timm_every_width_matches_timm_logits(tmp_path, width):
     model = mobilenetv2.convert(path, "timm")
     assert model.width == width and model.num_classes == 1000
     assert max_logit_diff(source, model) <= TOLERANCE
-    assert model.preprocessing.interpolation == "bicubic"
-    assert model.class_names[0] == "tench" and len(model.class_names) == 1000
+    assert model.meta.preprocessing.interpolation == "bicubic"
+    assert list(model.meta.class_names)[0] == "tench" and len(list(model.meta.class_names)) == 1000
 
 
 def test_timm_registered_names_and_safetensors_files_convert(tmp_path):
@@ -76,7 +76,7 @@ def test_timm_registered_names_and_safetensors_files_convert(tmp_path):
     path = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     model = mobilenetv2.convert(path, "timm")
-    assert model.model_name == "mobilenet_v2_050"
+    assert model.meta.architecture == "mobilenet_v2_050"
     assert max_logit_diff(source, model) <= TOLERANCE
 
 
@@ -98,8 +98,8 @@ def test_cli_converts_torchvision_file_and_the_result_loads_exactly(tmp_path, ca
     out = tmp_path / "mobilenet_v2.safetensors"
     model = mobilenetv2.load(out)
     assert max_logit_diff(source, model) <= TOLERANCE
-    assert model.class_names[:2] == ["tench", "goldfish"]
-    assert model.provenance["file"] == "mobilenet_v2.pth"
+    assert list(model.meta.class_names)[:2] == ["tench", "goldfish"]
+    assert model.meta.provenance["file"] == "mobilenet_v2.pth"
 
 
 def test_cli_converts_timm_file_to_named_output(tmp_path, capsys):

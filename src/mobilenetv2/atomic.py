@@ -9,20 +9,39 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def umask_mode(mode: int = 0o666) -> int:
+    """`mode` with the process umask applied, as open() would create a file (mkstemp always makes 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, *, keep_suffix: bool = False, companions: tuple[str, ...] = ()
+) -> Iterator[Path]:
     """Yield a temp path beside `path` to write to; on success fsync it, rename it over `path` and fsync the
     folder; on any error remove it and leave `path` as it was. A writer that fails on a full disk (torch and
-    safetensors raise RuntimeError there) comes out as OSError(ENOSPC) naming `path`."""
+    safetensors raise RuntimeError there) comes out as OSError(ENOSPC) naming `path`.
+
+    `keep_suffix`: the temp name ends in `path`'s suffix (for writers that choose the format by it).
+    `companions`: suffixes of files the writer puts beside the temp path (OpenVINO's .bin beside its .xml);
+    each is renamed to the same suffix beside `path`, before `path` itself, and removed on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    suffix = f".tmp{path.suffix}" if keep_suffix else ".tmp"
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem if keep_suffix else path.name}.", suffix=suffix)
+    os.fchmod(fd, umask_mode())
     os.close(fd)
     tmp = Path(name)
+    extra = [(tmp.with_suffix(s), path.with_suffix(s)) for s in companions]
     try:
         yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        for p in [tmp, *(t for t, _ in extra)]:
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        for t, final in extra:
+            os.replace(t, final)
         os.replace(tmp, path)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -35,6 +54,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
     finally:
         tmp.unlink(missing_ok=True)
+        for t, _ in extra:
+            t.unlink(missing_ok=True)
 
 
 def disk_full(folder: Path, margin: int = 1 << 20) -> bool:
@@ -45,6 +66,11 @@ def disk_full(folder: Path, margin: int = 1 << 20) -> bool:
         return False
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+def write_text_atomic(path: str | os.PathLike, text: str, *, newline: str | None = None) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, newline=newline)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mobilenetv2.analysis.memory import MemoryReport, memory_report
+from mobilenetv2.meta import find_meta
 
 
 @dataclass
@@ -173,7 +174,7 @@ def profile(
         row.macs = macs_by_unit.get(row.name, 0)
     groups = model.one_op_groups() if hasattr(model, "one_op_groups") else None
     return Profile(
-        model=getattr(model, "model_name", type(model).__name__),
+        model=meta.architecture if (meta := find_meta(model)) is not None else type(model).__name__,
         resolution=(h, w),
         bytes_per_element=bytes_per_element,
         params=sum(p.numel() for p in model.parameters()),

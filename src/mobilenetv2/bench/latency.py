@@ -18,10 +18,10 @@ import torch
 from tqdm import tqdm
 
 from mobilenetv2.allocator import reusing_freed_memory
-from mobilenetv2.bench.machine import cpu_name
 from mobilenetv2.bench.paths import ALL_PATHS, BenchPath, build_paths, temporary_workdir
 from mobilenetv2.bench.report import write_outputs
 from mobilenetv2.errors import UserError
+from mobilenetv2.utils import cpu_name
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from mobilenetv2.atomic import atomic_path, write_text_atomic
+
 log = logging.getLogger(__name__)
 
 
@@ -221,7 +223,7 @@ def rss_child(model_name: str, resolution: int, path: str, splits: int) -> dict[
 
 def write_outputs(result: dict[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "memory.json").write_text(json.dumps(result, indent=1))
+    write_text_atomic(out_dir / "memory.json", json.dumps(result, indent=1))
     plot_memory(result, out_dir / "memory.png")
     log.info("wrote %s and %s", out_dir / "memory.json", out_dir / "memory.png")
 
@@ -244,7 +246,8 @@ def plot_memory(result: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from mobilenetv2.atomic import atomic_path, write_text_atomic
+
 
 def format_table(result: dict) -> str:
     """Markdown: one row per path, batch-1 latency (median, p90), throughput at batch N, ratio to torchvision."""
@@ -56,13 +58,14 @@ def plot(result: dict, path: Path) -> Path:
         f"{m['threads']} threads (blue: this project, gray: torchvision)"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
 
 
 def write_outputs(result: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out_dir / "bench.md").write_text(format_table(result))
+    write_text_atomic(out_dir / "bench.json", json.dumps(result, indent=1) + "\n")
+    write_text_atomic(out_dir / "bench.md", format_table(result))
     plot(result, out_dir / "bench.png")

@@ -20,8 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobilenetv2.bench.machine import cpu_name
-from mobilenetv2.train.records import write_json
+from mobilenetv2.utils import cpu_name, write_json
 
 LOOPS = ("baseline", "baseline-reuse", "ours")
 DESCRIPTIONS = {

@@ -4,11 +4,14 @@ import argparse
 from typing import Any
 
 
-def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
+def add_model_args(
+    parser: argparse.ArgumentParser, *, positional: bool = False, default: str | None = "mobilenet_v2_100"
+) -> None:
     if positional:
         parser.add_argument("model", metavar="NAME", help="registered model name (see `mobilenetv2 list`)")
     else:
-        parser.add_argument("--model", default="mobilenet_v2_100", help="registered model name")
+        shown = f" (default {default})" if default else ""
+        parser.add_argument("--model", default=default, help=f"registered model name{shown}")
     g = parser.add_argument_group("model options (override the variant's defaults)")
     g.add_argument("--width", type=float, help="width multiplier alpha (> 0)")
     g.add_argument("--num-classes", type=int, help="classifier outputs")

@@ -1,7 +1,7 @@
 """`mobilenetv2 bench`: latency/throughput of every inference path (default), `--memory`, or `--train`."""
 
 import argparse
-import json
+from typing import Any
 
 from mobilenetv2.cli._common import parse_resolution
 
@@ -49,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.errors import UserError
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.memory:
         from mobilenetv2.bench.memory import benchmark_memory
 
@@ -92,5 +96,43 @@ def run(args: argparse.Namespace) -> int:
         )
         print(format_table(result))
         return 0
-    print(json.dumps(result, indent=1, default=str))
+    print(format_memory(result) if args.memory else format_training(result))
+    if args.out is None:
+        print("(the full JSON: add --out DIR)")
     return 0
+
+
+def format_memory(result: dict[str, Any]) -> str:
+    """`bench --memory` as a terminal table: measured peak per path, its ratio and the prediction."""
+    reference = result["torchvision_eager"]["peak_bytes"]
+    lines = [
+        f"{result['model']} @ {result['resolution']}x{result['resolution']}, batch 1, {result['dtype']}: "
+        "peak live activations (every tensor storage counted; input and weights excluded)",
+        f"{'path':<22}{'peak bytes':>14}{'vs torchvision':>16}{'predicted':>14}",
+        f"{'torchvision eager':<22}{reference:>14,}{1.0:>16.3f}{'-':>14}",
+    ]
+    for t, r in result["splits"].items():
+        predicted = r.get("predicted_peak_bytes")
+        shown = f"{predicted:,}" if predicted is not None else "-"
+        lines.append(f"{'fast, splits=' + t:<22}{r['peak_bytes']:>14,}{r['peak_bytes'] / reference:>16.3f}{shown:>14}")
+    rss = result.get("rss", {})
+    for key, run in rss.get("runs", {}).items():
+        lines.append(f"peak RSS increase, {key} @ {rss['resolution']}: {run['peak_increase_bytes'] / 1e6:.0f} MB")
+    return "\n".join(lines)
+
+
+def format_training(result: dict[str, Any]) -> str:
+    """`bench --train` as a terminal table: median img/s of each loop and our speedup over it."""
+    ours = result["ours_images_per_second"]
+    rows = [
+        ("baseline", result["baseline_images_per_second"]),
+        ("baseline-reuse", result["baseline_reuse_images_per_second"]),
+        ("ours", ours),
+    ]
+    lines = [
+        f"training step, batch {result['batch_size']}, {result['resolution']}x{result['resolution']}, "
+        f"{result['threads']} threads, {result['device']}",
+        f"{'loop':<16}{'img/s':>10}{'ours / loop':>13}",
+    ]
+    lines += [f"{name:<16}{ips:>10.2f}{ours / ips:>12.2f}x" for name, ips in rows]
+    return "\n".join(lines)

@@ -25,6 +25,7 @@ def default_out(src: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.meta import meta_of
     from mobilenetv2.weights import convert, save
 
     src = Path(args.src)
@@ -33,13 +34,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .safetensors, got {out}")
     model = convert(src, args.source)
     save(model, out)
-    check = model.provenance["self_check"]
+    meta = meta_of(model)
+    check = meta.provenance["self_check"]
     diff = "not compared" if check["max_abs_diff"] is None else f"{check['max_abs_diff']:.3g}"
-    print(f"converted {src} ({args.source}, {model.provenance['layout']})")
-    print(f"  architecture  {model.model_name} (width {model.width}, {model.num_classes} classes)")
-    pre = model.preprocessing
+    print(f"converted {src} ({args.source}, {meta.provenance['layout']})")
+    print(f"  architecture  {meta.architecture} (width {model.width}, {model.num_classes} classes)")
+    pre = meta.preprocessing
     print(f"  preprocessing {pre.input_size[0]}x{pre.input_size[1]}, mean {pre.mean}, std {pre.std}")
-    for note in model.provenance["notes"]:
+    for note in meta.provenance["notes"]:
         print(f"  note          {note}")
     print(
         f"  self-check    {check['compared']} vs {check['reference'] or 'nothing (library not installed)'}: "

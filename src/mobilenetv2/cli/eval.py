@@ -18,11 +18,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"], help="autocast")
     p.add_argument("--out", help="write eval.json, per_class.csv, confusion.csv and confusion.png here")
+    p.add_argument(
+        "--ignore-class-mismatch",
+        action="store_true",
+        help="score by class index even when the model's classes differ from the data's",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenetv2.train.evaluation import evaluate_weights
+    from mobilenetv2.workflows.evaluate import evaluate_weights
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -37,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         out_dir=args.out,
+        ignore_class_mismatch=args.ignore_class_mismatch,
     )
     brief = {k: v for k, v in report.items() if k != "per_class_accuracy"}
     print(json.dumps(brief, indent=1))

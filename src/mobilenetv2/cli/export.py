@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenetv2.export.from_file import export_from_file
+    from mobilenetv2.workflows.export_file import export_from_file
 
     result = export_from_file(
         args.weights,

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         splits=args.splits,
         engine=args.engine,
-        max_pixels=args.max_pixels or MAX_PIXELS,
+        max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
     )
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=1))

@@ -14,6 +14,7 @@ VALUE_FLAGS = (
     ("dataset", str, "digits (built in, default), synthetic, or imagefolder (with --data)"),
     ("data", str, "ImageFolder root holding train/ and val/ (implies --dataset imagefolder)"),
     ("weights", str, "initialize from a weights file; a different --num-classes resets the classifier"),
+    ("backbone_weights", str, "detection/segmentation: initialize the backbone from a classification weights file"),
     ("preprocessing", str, "torchvision or inception crop/normalization preset"),
     ("epochs", int, "number of epochs"),
     ("batch_size", int, "global batch size (all processes together)"),
@@ -33,7 +34,7 @@ VALUE_FLAGS = (
     ("precision", str, "auto, fp32, bf16 or fp16 (autocast)"),
     ("seed", int, "random seed"),
     ("workers", int, "data loader worker processes"),
-    ("threads", int, "CPU threads for PyTorch (0 = its default; 1 is faster on a busy machine)"),
+    ("threads", int, "CPU threads for PyTorch (default: the recipe's; 0 = PyTorch's default)"),
     ("out", str, "run folder"),
     ("max_steps", int, "stop after this many optimizer steps"),
     ("checkpoint_every", int, "also checkpoint every N steps (0 = end of each epoch only)"),
@@ -50,14 +51,16 @@ SWITCHES = (
     ("sync_bn", "SyncBatchNorm across processes (GPUs)"),
     ("freeze_bn", "BatchNorm uses its running statistics (fine-tuning with small batches)"),
     ("deterministic", "deterministic kernels (bitwise reproducible, resumable bitwise)"),
-    ("resume", "continue from OUT/checkpoint-last.pt"),
+    ("resume", "continue the run in --out (its config.toml; flags given change only what may change)"),
+    ("overwrite", "start afresh in an --out folder that already holds a run"),
     ("progress", "progress bars"),
 )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (recipes: paper, torchvision-v1, digits)")
-    add_model_args(p)
+    p = sub.add_parser("train", help="train a model (recipes: paper, torchvision-v1, digits, ...)")
+    # No argparse default: the recipe, or with --resume the run's own config.toml, decides (mobilenet_v2_100 else).
+    add_model_args(p, default=None)
     p.add_argument("--resolution", type=parse_resolution, help="input size N or HxW (digits: 32, else 224)")
     g = p.add_argument_group("training (defaults come from the recipe)")
     for name, kind, text in VALUE_FLAGS:
@@ -82,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from mobilenetv2.train import train
 
     summary = train(config_from_args(args))
-    print(
-        f"val top-1 {summary['val_top1']:.4f}  top-5 {summary['val_top5']:.4f}  "
-        f"{summary['train_images_per_second']:.1f} img/s  -> {summary['out']}"
-    )
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in summary.items() if k.startswith("val_") and isinstance(v, float))
+    rate = summary["train_images_per_second"]
+    speed = f"{rate:.1f} img/s" if rate else "img/s not measured (run shorter than the warm-up steps)"
+    print(f"{shown}  {speed}  -> {summary['out']}")
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mobilenetv2.data.images import IMAGE_EXTENSIONS, open_image
+from mobilenetv2.data.images import IMAGE_EXTENSIONS, open_image, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,11 @@ class ImageFolder:
         self.samples: list[tuple[str, int]] = []
         self.skipped: list[str] = []
         for label, name in enumerate(found):
-            for path in sorted((self.root / name).rglob("*")):
-                if path.is_file():
-                    self._add(path, label)
+            for path, problem in walk_files(self.root / name):
+                if problem is None:
+                    self._add(Path(path), label)
+                elif not Path(path).name.startswith("."):  # dangling or looping symlinks, FIFOs: counted
+                    self.skipped.append(path)
         if self.skipped:
             log.warning("%s: skipped %d unusable files (first: %s)", self.root, len(self.skipped), self.skipped[0])
         if not self.samples:

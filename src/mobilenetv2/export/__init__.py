@@ -5,6 +5,8 @@ compared with PyTorch right away.
 today, the detection and segmentation heads once they return a single tensor."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -25,7 +27,6 @@ FORMATS: dict[str, str] = {
     "executorch": ".pte",
 }
 FIXED_BATCH_FORMATS = ("tflite",)  # the file is built for one batch size (the others have a symbolic batch)
-ATOMIC_FORMATS = ("tflite", "executorch")  # written beside the target, verified, then renamed over it
 log = logging.getLogger(__name__)
 
 
@@ -38,8 +39,9 @@ def export_model(
     batch_size: int | None = None,
 ) -> ExportResult:
     """Export `model` for inputs of (N, 3, *input_size), run the file in its runtime and compare the logits with
-    PyTorch's; UserError (nothing left at `path`) when they differ by more than 1e-4. `batch_size`: the fixed
-    N of a tflite file (default 1); the other formats take any N."""
+    PyTorch's; UserError when they differ by more than 1e-4. The file is written and verified under a temp
+    name beside `path` and renamed over it only then, so a failed export leaves an earlier file intact.
+    `batch_size`: the fixed N of a tflite file (default 1); the other formats take any N."""
     from mobilenetv2.export.executorch import export_executorch, run_executorch
     from mobilenetv2.export.litert import export_tflite, run_tflite
     from mobilenetv2.export.onnx import export_onnx, run_onnx
@@ -57,28 +59,45 @@ def export_model(
     input_size = tuple(int(s) for s in input_size)
     if len(input_size) != 2 or min(input_size) < 1:
         raise UserError(f"input_size must be (H, W) with positive sizes, got {input_size}")
+    path = check_output(path, format)
     write, run = writers[format]
     batch = (batch_size or 1) if format in FIXED_BATCH_FORMATS else VERIFY_BATCH
     was_training = model.training
     model.eval()
     try:
-        if format in ATOMIC_FORMATS:
-            with atomic_path(path) as tmp:  # a failed check raises here: the temp file goes, `path` stays as it was
-                write(model, tmp, input_size=input_size)
-                result = check_close(
-                    model, lambda x: run(tmp, x), path=Path(path), format=format, input_size=input_size, batch=batch
-                )
-        else:
-            path = write(model, path, input_size=input_size)
-            try:
-                result = check_close(model, lambda x: run(path, x), path=path, format=format, input_size=input_size)
-            except UserError:
-                remove_export(path)
-                raise
+        with staged_export(path) as tmp:
+            write(model, tmp, input_size=input_size)
+            result = check_close(
+                model, lambda x: run(tmp, x), path=path, format=format, input_size=input_size, batch=batch
+            )
     finally:
         model.train(was_training)
     log.info("%s export verified: %s (max |diff| vs PyTorch %.2g)", format, path, result.max_abs_diff)
     return result
+
+
+def check_output(path: str | Path, format: str, *, inputs: tuple[str | Path | None, ...] = ()) -> Path:
+    """UserError unless `path` ends in `format`'s extension and neither it nor its companion (.bin) is one of
+    `inputs` (exporting over the weights it reads would destroy them)."""
+    path = Path(path)
+    want = FORMATS.get(format)
+    if want is not None and path.suffix.lower() != want:
+        raise UserError(f"--out {path}: {format} exports must end in {want}")
+    if path.exists() and not path.is_file():
+        raise UserError(f"--out {path}: exists and is not a regular file")
+    written = [path, path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [path]
+    for source in (Path(i) for i in inputs if i is not None):
+        for out in written:
+            if out.resolve() == source.resolve() or (out.exists() and source.exists() and out.samefile(source)):
+                raise UserError(f"--out {out} is the input file {source}; choose another output path")
+    return path
+
+
+@contextmanager
+def staged_export(path: Path) -> Iterator[Path]:
+    """A temp path with `path`'s suffix in its folder, renamed over `path` (and an .xml's .bin) on success."""
+    with atomic_path(path, keep_suffix=True, companions=(".bin",) if path.suffix.lower() == ".xml" else ()) as tmp:
+        yield tmp
 
 
 def remove_export(path: Path) -> None:
@@ -86,4 +105,13 @@ def remove_export(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-__all__ = ["FIXED_BATCH_FORMATS", "FORMATS", "ExportResult", "Format", "export_model", "read_metadata"]
+__all__ = [
+    "FIXED_BATCH_FORMATS",
+    "FORMATS",
+    "ExportResult",
+    "Format",
+    "check_output",
+    "export_model",
+    "read_metadata",
+    "staged_export",
+]

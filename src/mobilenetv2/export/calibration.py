@@ -1,5 +1,6 @@
 """Images for INT8 calibration and for checking the quantized model afterwards, preprocessed as the weights say."""
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.preprocessing import Preprocessing
 
 HOLDOUT_FRACTION = 0.2  # of a single image folder, kept out of calibration to measure agreement on
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,11 +30,19 @@ def preprocess(source, indices: list[int], preprocessing: Preprocessing, desc: s
     from mobilenetv2.data.transforms import eval_transform
 
     transform = eval_transform(preprocessing)
-    images, labels = [], []
+    images, labels, skipped = [], [], []
     for i in tqdm(indices, desc=desc, unit="img", leave=False, disable=len(indices) < 200):
-        image, label = source.load(i)
+        try:  # the loader's policy for train and eval: an undecodable file is skipped and counted
+            image, label = source.load(i)
+        except UserError as exc:
+            skipped.append(str(exc))
+            continue
         images.append(transform(image).numpy())
         labels.append(label)
+    if skipped:
+        log.warning("%s: skipped %d unreadable images (first: %s)", desc, len(skipped), skipped[0])
+    if not images:
+        raise UserError(f"no readable {desc} images ({len(skipped)} skipped; first: {skipped[0] if skipped else '-'})")
     return np.stack(images).astype(np.float32), np.asarray(labels, dtype=np.int64)
 
 

@@ -29,6 +29,7 @@ from mobilenetv2.export.metadata import (
     torchscript_extra_files,
 )
 from mobilenetv2.export.verify import ExportResult
+from mobilenetv2.meta import find_meta
 
 CALIBRATION_BATCH = 16
 DEFAULT_MIN_AGREEMENT = 0.95
@@ -156,6 +157,25 @@ def save_torchscript_int8(module: nn.Module, path: Path, input_size: tuple[int, 
     return path
 
 
+def quantize_mobile(
+    model: nn.Module,
+    path: Path,
+    format: str,
+    input_size: tuple[int, int],
+    calibration: np.ndarray,
+    meta: dict,
+    batch_size: int,
+) -> Path:
+    """The on-device formats quantize from the PyTorch model (PT2E), not from an ONNX graph."""
+    if format == "tflite":
+        from mobilenetv2.export.litert import quantize_tflite
+
+        return quantize_tflite(model, path, input_size, calibration, meta, batch_size=batch_size)
+    from mobilenetv2.export.executorch import quantize_executorch
+
+    return quantize_executorch(model, path, input_size, calibration, meta)
+
+
 def runner(format: str, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     if format == "tflite":
         from mobilenetv2.export.litert import tflite_runner
@@ -201,7 +221,8 @@ def compare(model: nn.Module, run: Callable[[np.ndarray], np.ndarray], data: Cal
         "top1_agreement": float((fp32 == int8).mean()),
         "max_abs_logit_diff": float(np.abs(fp32_logits - int8_logits).max()),
     }
-    if list(getattr(model, "class_names", None) or []) == data.class_names:
+    meta = find_meta(model)
+    if meta is not None and list(meta.class_names or []) == data.class_names:
         report["fp32_top1"] = float((fp32 == data.labels).mean())
         report["int8_top1"] = float((int8 == data.labels).mean())
     return report
@@ -221,79 +242,42 @@ def export_int8(
     """Quantize `model` for `format`'s runtime with images from `calibration`; UserError (nothing written) when
     INT8 top-1 agrees with fp32 on fewer than `min_agreement` of the held-out images. `batch_size`: the fixed
     batch of a tflite file (default 1)."""
-    from mobilenetv2.export import remove_export
+    from mobilenetv2.export import check_output, staged_export
     from mobilenetv2.export.onnx import export_onnx
     from mobilenetv2.preprocessing import default_preprocessing
 
     model = model.eval()
-    preprocessing = getattr(model, "preprocessing", None) or default_preprocessing(input_size)
+    meta = find_meta(model)
+    preprocessing = meta.preprocessing if meta is not None else default_preprocessing(input_size)
     if tuple(preprocessing.input_size) != tuple(input_size):
         preprocessing = default_preprocessing(input_size)
+    if format not in ("onnx", "openvino", "torchscript", "tflite", "executorch"):
+        raise UserError(f"unknown format {format!r}")
+    if not 0 <= min_agreement <= 1:
+        raise UserError(f"--min-agreement must be in [0, 1], got {min_agreement}")
+    path = check_output(path, format)
     data = load_calibration(calibration, preprocessing, limit=limit)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = export_metadata(model, input_size) | {"precision": "int8"}
-    if format in ("tflite", "executorch"):
-        return export_int8_atomic(model, path, format, input_size, data, meta, min_agreement, batch_size or 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        if format == "onnx":
-            fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
-            quantize_onnx(fp32, path, data.calibration, meta)
-        elif format == "openvino":
-            fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
-            quantize_openvino(fp32, path, data.calibration, meta)
-        elif format == "torchscript":
-            quantized = quantize_torch_x86(model, input_size, data.calibration)
-            save_torchscript_int8(quantized, path, input_size, meta)
-        else:
-            raise UserError(f"unknown format {format!r}")
-    try:
-        report = checked(model, runner(format, path), data, format, min_agreement)
-    except UserError:
-        remove_export(path)
-        raise
-    return int8_result(path, format, input_size, report)
-
-
-def checked(model: nn.Module, run: Callable, data: CalibrationSet, format: str, min_agreement: float) -> dict:
-    """`compare`, logged; UserError below `min_agreement`."""
-    report = compare(model, run, data)
-    log.info("INT8 %s on %d held-out images of %s: %s", format, report["images"], data.source, report)
-    if report["top1_agreement"] < min_agreement:
-        raise UserError(
-            f"INT8 top-1 agrees with fp32 on {report['top1_agreement']:.1%} of held-out images "
-            f"(< {min_agreement:.0%}); try more or more representative calibration images"
-        )
-    return report
-
-
-def export_int8_atomic(
-    model: nn.Module,
-    path: Path,
-    format: str,
-    input_size: tuple[int, int],
-    data: CalibrationSet,
-    meta: dict,
-    min_agreement: float,
-    batch_size: int,
-) -> ExportResult:
-    """tflite / executorch: quantize into a temp file beside `path`, check it, then rename it over `path`."""
-    from mobilenetv2.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        if format == "tflite":
-            from mobilenetv2.export.litert import quantize_tflite
-
-            quantize_tflite(model, tmp, input_size, data.calibration, meta, batch_size=batch_size)
-        else:
-            from mobilenetv2.export.executorch import quantize_executorch
-
-            quantize_executorch(model, tmp, input_size, data.calibration, meta)
-        report = checked(model, runner(format, tmp), data, format, min_agreement)
-    return int8_result(path, format, input_size, report)
-
-
-def int8_result(path: Path, format: str, input_size: tuple[int, int], report: dict) -> ExportResult:
+    with staged_export(path) as staged:
+        with tempfile.TemporaryDirectory() as tmp:
+            if format in ("tflite", "executorch"):
+                quantize_mobile(model, staged, format, input_size, data.calibration, meta, batch_size or 1)
+            elif format == "onnx":
+                fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
+                quantize_onnx(fp32, staged, data.calibration, meta)
+            elif format == "openvino":
+                fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
+                quantize_openvino(fp32, staged, data.calibration, meta)
+            else:
+                quantized = quantize_torch_x86(model, input_size, data.calibration)
+                save_torchscript_int8(quantized, staged, input_size, meta)
+        report = compare(model, runner(format, staged), data)
+        log.info("INT8 %s on %d held-out images of %s: %s", format, report["images"], calibration, report)
+        if report["top1_agreement"] < min_agreement:
+            raise UserError(
+                f"INT8 top-1 agrees with fp32 on {report['top1_agreement']:.1%} of held-out images "
+                f"(< {min_agreement:.0%}); try more or more representative calibration images"
+            )
     return ExportResult(
         path=path,
         format=format,

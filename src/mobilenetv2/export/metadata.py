@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.meta import find_meta
 
 KEY = "mobilenetv2"
 TORCHSCRIPT_FILE = "mobilenetv2.json"
@@ -22,13 +23,12 @@ TORCHSCRIPT_FILE = "mobilenetv2.json"
 
 def export_metadata(model: nn.Module, input_size: tuple[int, int]) -> dict[str, Any]:
     """Architecture, options, preprocessing and class names of `model` (those it carries), for the export."""
-    pre = getattr(model, "preprocessing", None)
-    return {
-        "architecture": getattr(model, "model_name", type(model).__name__),
-        "options": getattr(model, "model_options", {}),
-        "input_size": list(input_size),
-        "preprocessing": pre.to_dict() if pre is not None else None,
-        "class_names": getattr(model, "class_names", None),
+    meta = find_meta(model)
+    if meta is None:
+        return {"architecture": type(model).__name__, "options": {}, "input_size": list(input_size)}
+    header = meta.to_header()
+    return {key: header[key] for key in ("architecture", "task", "options", "preprocessing", "class_names")} | {
+        "input_size": list(input_size)
     }
 
 

@@ -31,11 +31,11 @@ from mobilenetv2.infer.graph import ENGINES, GraphEngine, graph_available
 from mobilenetv2.infer.kernels import PackedOp, spatial_conv
 from mobilenetv2.infer.split import SplitBottleneck, SplitHead, out_size
 from mobilenetv2.layers import InvertedResidual
+from mobilenetv2.meta import find_meta, set_meta
 from mobilenetv2.models import MobileNetV2
 
 log = logging.getLogger(__name__)
 
-COPIED_ATTRIBUTES = ("model_name", "model_options", "preprocessing", "class_names", "provenance")
 SCHEDULES = ("peak", "uniform")
 
 
@@ -134,7 +134,8 @@ class FastMobileNetV2(nn.Module):
         head_weight, head_bias, head_geometry = fold_unit(model.head)
         self.head = SplitHead(weight=head_weight, bias=head_bias, relu6=head_geometry.relu6, splits=splits)
         if schedule == "peak" and splits > 1:
-            size = getattr(getattr(model, "preprocessing", None), "input_size", (224, 224))
+            meta = find_meta(model)
+            size = meta.preprocessing.input_size if meta is not None else (224, 224)
             ops = [*self.ops, self.head]
             for op, t in zip(ops, peak_schedule(ops, size, model.stem.conv.in_channels, splits), strict=True):
                 op.set_splits(t)
@@ -142,9 +143,8 @@ class FastMobileNetV2(nn.Module):
         self.register_buffer("classifier_weight", linear.weight.detach().clone())
         self.register_buffer("classifier_bias", linear.bias.detach().clone())
         self.num_classes = model.num_classes
-        for name in COPIED_ATTRIBUTES:
-            if hasattr(model, name):
-                setattr(self, name, getattr(model, name))
+        if find_meta(model) is not None:
+            set_meta(self, find_meta(model))
         self.train(False)
 
     def op_splits(self) -> list[int]:

@@ -4,6 +4,7 @@ Every input gets one result, in input order; a file that cannot be read (missing
 over the pixel limit) gets an error message and the others are still predicted.
 """
 
+import fnmatch
 import glob
 import os
 from collections.abc import Callable
@@ -15,8 +16,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from mobilenetv2.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, open_image
+from mobilenetv2.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, check_max_pixels, file_problem, open_image, walk_files
 from mobilenetv2.errors import UserError
+from mobilenetv2.meta import find_meta, meta_of
 
 
 @dataclass
@@ -32,22 +34,47 @@ class Prediction:
 def expand_inputs(inputs: list[str]) -> list[str]:
     """Files as given, folders as the image files under them (recursively, sorted), globs as their matches.
     A name that matches nothing stays in the list so that it is reported as missing."""
-    files: list[str] = []
+    return [f for f, _ in expand_checked(inputs)]
+
+
+def expand_checked(inputs: list[str]) -> list[tuple[str, str | None]]:
+    """`expand_inputs` with what is wrong with each entry found while searching (a symlink loop, a dangling
+    symlink, a FIFO): those are reported per file; folders are walked loop-safe (`walk_files`)."""
+    found: list[tuple[str, str | None]] = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-            files += found or [item]  # reported as a folder without images
+            hits = [(p, e) for p, e in walk_files(item) if e is not None or Path(p).suffix.lower() in IMAGE_EXTENSIONS]
+            found += hits or [(item, None)]  # reported as a folder without images
         elif glob.has_magic(item) and not os.path.exists(item):
-            matches = sorted(glob.glob(item, recursive=True))
-            files += [m for m in matches if os.path.isfile(m)] or [item]
+            found += _glob(item) or [(item, None)]
         else:
-            files.append(item)
-    return files
+            found.append((item, None))
+    return found
+
+
+def _glob(pattern: str) -> list[tuple[str, str | None]]:
+    """Matches of `pattern`; a recursive `**` is walked with `walk_files` (glob.glob follows symlink loops)."""
+    if "**" not in pattern:
+        return [(m, None) for m in sorted(glob.glob(pattern)) if os.path.isfile(m)]
+    parts = Path(pattern).parts
+    cut = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base, rest = Path(*parts[:cut]) if cut else Path("."), str(Path(*parts[cut:]))
+    if not base.is_dir():
+        return []
+    short = rest.removeprefix("**/")  # "**/" also matches no folder at all, as in glob
+    hits = []
+    for path, problem in walk_files(base):
+        rel = os.path.relpath(path, base)
+        if fnmatch.fnmatch(rel, rest) or fnmatch.fnmatch(rel, short) or (problem and "loop" in problem):
+            shown = path if cut else os.path.relpath(path)
+            hits.append((shown, problem))
+    return hits
 
 
 def class_labels(model: nn.Module, num_classes: int) -> list[str]:
     """Names from the weights header; ImageNet-1k names for a 1000-class model without any; else indices."""
-    names = getattr(model, "class_names", None)
+    meta = find_meta(model)
+    names = meta.class_names if meta is not None else None
     if not names and num_classes == 1000:
         from mobilenetv2.weights import imagenet_class_names
 
@@ -68,12 +95,16 @@ def load_for_prediction(
 
     model = load(weights)
     labels = class_labels(model, model.num_classes)
-    transform = eval_transform(model.preprocessing)
+    transform = eval_transform(meta_of(model).preprocessing)
     runnable = for_inference(model, splits=splits, engine=engine) if isinstance(model, MobileNetV2) else model.eval()
     return runnable, transform, labels
 
 
 def _decode(path: str, transform: Callable, max_pixels: int) -> tuple[torch.Tensor | None, str | None]:
+    if os.path.islink(path) or not os.path.exists(path):
+        problem = file_problem(path)
+        if problem not in (None, "a folder"):
+            return None, f"no such file: {path}" if problem == "no such file" else f"{path}: {problem}"
     if not os.path.exists(path):
         return None, f"no such file: {path}"
     if os.path.isdir(path):
@@ -99,16 +130,20 @@ def predict_files(
         raise ValueError(f"--topk must be >= 1, got {topk}")
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    files = expand_inputs(inputs)
-    if not files:
+    check_max_pixels(max_pixels)
+    checked = expand_checked(inputs)
+    if not checked:
         raise UserError("no input images given")
+    files = [f for f, _ in checked]
     model, transform, labels = load_for_prediction(weights, splits=splits, engine=engine)
     k = min(topk, len(labels))
-    results = [Prediction(file=f) for f in files]
+    results = [Prediction(file=f, error=f"{f}: {e}" if e else None) for f, e in checked]
     with tqdm(total=len(files), unit="img", disable=len(files) <= batch_size or None, leave=False) as bar:
         for start in range(0, len(files), batch_size):
             batch, rows = [], []
             for i in range(start, min(start + batch_size, len(files))):
+                if results[i].error is not None:
+                    continue
                 tensor, error = _decode(files[i], transform, max_pixels)
                 if error is None:
                     batch.append(tensor)
@@ -131,9 +166,15 @@ def format_predictions(results: list[Prediction]) -> str:
     """Human-readable: one block per file, `prob  label (index)` per line; errors as `file: error: message`."""
     lines = []
     for r in results:
+        name = printable(r.file)
         if r.error is not None:
-            lines.append(f"{r.file}: error: {r.error.removeprefix(f'{r.file}: ')}")
+            lines.append(f"{name}: error: {printable(r.error.removeprefix(f'{r.file}: '))}")
             continue
-        lines.append(r.file)
+        lines.append(name)
         lines += [f"  {t['prob']:7.2%}  {t['label']} ({t['index']})" for t in r.top]
     return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (a newline in a file name must not split the output)."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)

@@ -36,6 +36,11 @@ TABLE_2 = (
     Bottleneck(t=6, c=320, n=1, s=1),
 )
 MIN_RESOLUTION = 32  # the network downsamples by 32; below that the last stage would see an empty map
+# Bounds that keep a hostile weights header from allocating gigabytes before its tensors are checked; far above
+# anything trained (the largest official width is 1.4; ImageNet-21k has 21,841 classes).
+MAX_WIDTH = 8.0
+MAX_CLASSES = 100_000
+MAX_EXPANSION = 16.0
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -75,6 +80,7 @@ class MobileNetV2(FeaturesMixin, nn.Module):
     ) -> None:
         super().__init__()
         validate_options(width, num_classes, expansion, dropout, bottleneck_activation, shortcut, output_stride)
+        validate_norm(bn_eps, bn_momentum)
         self.width, self.num_classes, self.output_stride = width, num_classes, output_stride
         self.shortcut = shortcut
         norm = {"padding": padding, "bn_eps": bn_eps, "bn_momentum": bn_momentum}
@@ -178,6 +184,13 @@ def check_resolution(model: nn.Module, resolution: tuple[int, int]) -> None:
         raise ValueError(f"resolution {size} is too small: this network needs at least {smallest}x{smallest}")
 
 
+def validate_norm(bn_eps: float, bn_momentum: float) -> None:
+    if not (isinstance(bn_eps, int | float) and 0 < bn_eps < 1):
+        raise ValueError(f"bn_eps must be in (0, 1), got {bn_eps}")
+    if not (isinstance(bn_momentum, int | float) and 0 <= bn_momentum <= 1):
+        raise ValueError(f"bn_momentum must be in [0, 1], got {bn_momentum}")
+
+
 def validate_options(
     width: float,
     num_classes: int,
@@ -188,12 +201,12 @@ def validate_options(
     output_stride: int,
 ) -> None:
     """Raise ValueError naming the option, before any layer is built."""
-    if not width > 0:
-        raise ValueError(f"width must be > 0, got {width}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    if not expansion >= 1:
-        raise ValueError(f"expansion must be >= 1, got {expansion}")
+    if not (isinstance(width, int | float) and 0 < width <= MAX_WIDTH):
+        raise ValueError(f"width must be in (0, {MAX_WIDTH}], got {width}")
+    if not (isinstance(num_classes, int) and 1 <= num_classes <= MAX_CLASSES):
+        raise ValueError(f"num_classes must be an integer in [1, {MAX_CLASSES}], got {num_classes}")
+    if not (isinstance(expansion, int | float) and 1 <= expansion <= MAX_EXPANSION):
+        raise ValueError(f"expansion must be in [1, {MAX_EXPANSION}], got {expansion}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if bottleneck_activation not in ("linear", "relu6"):

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobilenetv2.bench.machine import cpu_name
+from mobilenetv2.atomic import atomic_path
+from mobilenetv2.utils import cpu_name
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 
 def write_csv(path: Path, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(headers)
         writer.writerows(rows)
@@ -105,6 +105,6 @@ def params_without_bn(model: nn.Module) -> int:
 
 
 def save_figure(fig: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     log.info("wrote %s", path)

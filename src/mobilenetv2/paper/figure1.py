@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.paper.common import markdown_table, save_figure, write_csv
 
 DIMENSIONS = (2, 3, 5, 15, 30)
@@ -68,11 +69,11 @@ def figure1(*, out_dir: str | Path, seed: int = 0) -> str:
     errors = {n: linear_fit_error(x, y) for n, y in outputs.items()}
     rows = [[n, round(e, 4)] for n, e in errors.items()]
     write_csv(out / "figure1.csv", ["n", "relative_error"], rows)
-    (out / "figure1.json").write_text(json.dumps({"seed": seed, "relative_error": errors}, indent=1))
+    write_text_atomic(out / "figure1.json", json.dumps({"seed": seed, "relative_error": errors}, indent=1))
     plot(x, outputs, out / "figure1.png")
     text = (
         f"Spiral -> random T (n x 2) -> ReLU -> T⁺, seed {seed}: relative error after the best linear map "
         "back, per n.\n\n" + markdown_table(["n", "relative error"], rows)
     )
-    (out / "figure1.md").write_text(text + "\n")
+    write_text_atomic(out / "figure1.md", text + "\n")
     return text

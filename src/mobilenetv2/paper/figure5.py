@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mobilenetv2.analysis import profile
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.paper.common import (
     fast_path,
     load_average,
@@ -123,7 +124,9 @@ def figure5(
     points = compute(repeats=repeats, v2=v2, v1=v1, baselines=baselines)
     cpu, load = machine(), load_average()
     write_csv(out / "figure5.csv", FIELDS, [[p[k] for k in FIELDS] for p in points])
-    (out / "figure5.json").write_text(json.dumps({"machine": cpu, "load_average": load, "points": points}, indent=1))
+    write_text_atomic(
+        out / "figure5.json", json.dumps({"machine": cpu, "load_average": load, "points": points}, indent=1)
+    )
     plot(points, out / "figure5.png")
     rows = [[p[k] if p[k] is not None else "-" for k in FIELDS] for p in points]
     odd = mismatches(points)
@@ -141,5 +144,5 @@ def figure5(
         ),
     ]
     text = markdown_table(FIELDS, rows) + "\n\n" + "\n\n".join(notes)
-    (out / "figure5.md").write_text(text + "\n")
+    write_text_atomic(out / "figure5.md", text + "\n")
     return text

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.paper.common import markdown_table, save_figure, write_csv
 
 log = logging.getLogger(__name__)
@@ -165,16 +166,21 @@ def figure6(
     return text
 
 
+def mean_and_spread(s: dict) -> str:
+    """ "86.2 ± 2.2" over several seeds; one seed has no spread, so just "86.2 (1 seed)"."""
+    if s["seeds"] < 2:
+        return f"{100 * s['final_mean']:.1f} (1 seed)"
+    return f"{100 * s['final_mean']:.1f} ± {100 * s['final_std']:.1f}"
+
+
 def write_outputs(rows: list[dict], budget: Budget, out: Path) -> str:
     summary = summarize(rows)
     fields = list(rows[0])
     write_csv(out / "figure6.csv", fields, [[r.get(k) for k in fields] for r in rows])
-    (out / "figure6.json").write_text(json.dumps({"budget": budget.__dict__, "summary": summary}, indent=1))
+    write_text_atomic(out / "figure6.json", json.dumps({"budget": budget.__dict__, "summary": summary}, indent=1))
     plot(summary, budget, out / "figure6.png")
     table = [
-        [v.label, ", ".join(v.panels), s["seeds"], f"{100 * s['final_mean']:.1f} ± {100 * s['final_std']:.1f}"]
-        for v in VARIANTS
-        if (s := summary.get(v.key))
+        [v.label, ", ".join(v.panels), s["seeds"], mean_and_spread(s)] for v in VARIANTS if (s := summary.get(v.key))
     ]
     text = (
         f"MobileNetV2 width {budget.width:g} at {budget.resolution}x{budget.resolution} on "
@@ -182,5 +188,5 @@ def write_outputs(rows: list[dict], budget: Budget, out: Path) -> str:
         "every variant. Final-epoch validation top-1 over the seeds run:\n\n"
         + markdown_table(["variant", "panel", "seeds", "final val top-1 (%) mean ± std"], table)
     )
-    (out / "figure6.md").write_text(text + "\n")
+    write_text_atomic(out / "figure6.md", text + "\n")
     return text

@@ -18,6 +18,7 @@ from torch import nn
 from mobilenetv2.analysis import profile
 from mobilenetv2.analysis.memory import memory_report
 from mobilenetv2.analysis.profile import units
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.paper.common import markdown_table, save_figure, write_csv
 from mobilenetv2.paper.published import TABLE_3, TABLE_3_MAX_KB, TABLE_3_SIZES
 from mobilenetv2.registry import create_model
@@ -155,7 +156,7 @@ def table3(*, out_dir: str | Path) -> str:
     views = compute()
     text, csv_rows = render(views)
     write_csv(out / "table3.csv", ["size", "view", "model", "channels", "kb"], csv_rows)
-    (out / "table3.json").write_text(json.dumps(views, indent=1))
-    (out / "table3.md").write_text(text + "\n")
+    write_text_atomic(out / "table3.json", json.dumps(views, indent=1))
+    write_text_atomic(out / "table3.md", text + "\n")
     plot(views, out / "table3.png")
     return text

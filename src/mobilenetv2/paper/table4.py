@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from mobilenetv2.analysis import profile
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.paper.common import (
     fast_path,
     load_average,
@@ -55,7 +56,8 @@ def measure_row(row, *, repeats: int) -> dict:
     eval_ms = measure_latency(model, RESOLUTION, repeats=repeats)
     fast = fast_path(model)
     fast_ms = measure_latency(fast, RESOLUTION, repeats=repeats) if fast is not None else None
-    log.info("%s: %s eval, %s fast path", row.model, eval_ms, fast_ms)
+    fast_text = "no fast path" if fast_ms is None else f"{fast_ms.median_ms:.2f} ms fast path"
+    log.info("%s: %.2f ms eval, %s (median of %d, batch 1)", row.model, eval_ms.median_ms, fast_text, repeats)
     return {
         "network": row.network,
         "model": row.model,
@@ -136,7 +138,7 @@ def table4(*, out_dir: str | Path, repeats: int = 20, models: Sequence[str] | No
     cpu, load = machine(), load_average()
     cells = [as_cells(r) for r in rows]
     write_csv(out / "table4.csv", list(rows[0]), [list(r.values()) for r in rows])
-    (out / "table4.json").write_text(json.dumps({"machine": cpu, "load_average": load, "rows": rows}, indent=1))
+    write_text_atomic(out / "table4.json", json.dumps({"machine": cpu, "load_average": load, "rows": rows}, indent=1))
     plot(rows, out / "table4.png")
     notes = [
         f"Ours at {RESOLUTION}x{RESOLUTION}, 1000 classes. Params = module parameters (BN gamma/beta included, "
@@ -149,5 +151,5 @@ def table4(*, out_dir: str | Path, repeats: int = 20, models: Sequence[str] | No
         "Own source: " + "; ".join(f"{k} = {SOURCES[k]}" for k in sorted({r["own_source"] for r in rows})),
     ]
     text = "\n\n".join([markdown_table(HEADERS, cells), *notes])
-    (out / "table4.md").write_text(text + "\n")
+    write_text_atomic(out / "table4.md", text + "\n")
     return text

@@ -36,10 +36,22 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint read with `safe_torch_load` (zip size bounded, nothing unpickled that could run code)."""
+    from mobilenetv2.weights.safety import safe_torch_load
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint to resume from: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say so in one line
-        raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    state = safe_torch_load(path)
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{path}: not a checkpoint of this project (expected a dict with the run's state)")
+    return state
+
+
+def plain(value: Any) -> Any:
+    """Tuples to lists, recursively (checkpoints and saved configs hold plain types only)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value

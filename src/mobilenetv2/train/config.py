@@ -13,9 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mobilenetv2.data.build import DATASETS, default_resolution
-
-RECIPES = ("paper", "torchvision-v1", "digits")
 OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
 SCHEDULES = ("exponential", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -23,7 +20,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class TrainConfig:
-    model: str = "mobilenet_v2_100"
+    model: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     dataset: str | None = None
@@ -69,11 +66,13 @@ class TrainConfig:
     synthetic_size: int | None = None
     device: str | None = None
     progress: bool | None = None
+    backbone_weights: str | None = None
+    overwrite: bool | None = None
 
 
 # Used where neither the recipe nor the caller sets a field.
 DEFAULTS: dict[str, Any] = {
-    "dataset": "digits",
+    "model": "mobilenet_v2_100",
     "preprocessing": "torchvision",
     "epochs": 10,
     "batch_size": 96,
@@ -108,7 +107,17 @@ DEFAULTS: dict[str, Any] = {
     "synthetic_size": 256,
     "device": "auto",
     "progress": True,
+    "overwrite": False,
 }
+# Fields that say where and how a run goes, never what it trains: a recipe file (e.g. another run's
+# config.toml) cannot set them.
+RUN_ONLY = ("out", "resume", "overwrite")
+
+
+def recipe_names() -> list[str]:
+    """The built-in recipes: every .toml file shipped in mobilenetv2/recipes."""
+    folder = resources.files("mobilenetv2.recipes")
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
 def flag(name: str) -> str:
@@ -117,34 +126,45 @@ def flag(name: str) -> str:
 
 def load_recipe(name: str) -> dict[str, Any]:
     """A built-in recipe by name, or any TOML file (e.g. a run folder's config.toml)."""
-    if name in RECIPES:
+    if name in recipe_names():
         text = resources.files("mobilenetv2.recipes").joinpath(f"{name}.toml").read_text()
     elif Path(name).is_file():
         text = Path(name).read_text()
     else:
-        raise ValueError(f"--recipe must be one of {', '.join(RECIPES)} or a .toml file, got {name!r}")
+        raise ValueError(f"--recipe must be one of {', '.join(recipe_names())} or a .toml file, got {name!r}")
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"--recipe {name}: invalid TOML ({exc})") from None
+    if not values:
+        raise ValueError(f"--recipe {name}: the file sets nothing")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known - {"description", "lr_scaled_from"})
     if unknown:
         raise ValueError(f"--recipe {name}: unknown key {unknown[0]!r}")
-    return {k: v for k, v in values.items() if k in known}
+    return {k: v for k, v in values.items() if k in known and k not in RUN_ONLY}
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
-    """Fill every field (defaults < recipe < explicit), scale the lr to the batch size, validate."""
+    """Fill every field (defaults < recipe < explicit), scale the lr to the batch size, validate.
+
+    The model decides the task (registry), the task the default dataset, resolution and recipe."""
+    from mobilenetv2.train.tasks import task_for_model
+
     explicit = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
-    if "data" in explicit and "dataset" not in explicit:
-        explicit["dataset"] = "imagefolder"
-    dataset = explicit.get("dataset", DEFAULTS["dataset"])
-    recipe_name = explicit.get("recipe") or ("digits" if dataset == "digits" else "paper")
-    recipe = load_recipe(recipe_name)
-    values = {**DEFAULTS, **recipe, **explicit, "recipe": recipe_name}
+    explicit_recipe = load_recipe(explicit["recipe"]) if explicit.get("recipe") else {}
+    model = explicit.get("model") or explicit_recipe.get("model") or DEFAULTS["model"]
+    task = task_for_model(model)
+    dataset = explicit.get("dataset") or explicit_recipe.get("dataset") or task.default_dataset(explicit.get("data"))
+    if dataset not in task.datasets:
+        raise ValueError(f"--dataset must be one of {', '.join(task.datasets)} for {model}, got {dataset!r}")
+    if explicit.get("data") and not task.reads_folder(dataset):
+        raise ValueError(f"--data DIR reads a folder, but --dataset {dataset} is built in: drop one of the two")
+    recipe_name = explicit.get("recipe") or task.default_recipe(dataset)
+    recipe = explicit_recipe or load_recipe(recipe_name)
+    values = {**DEFAULTS, **recipe, **explicit, "recipe": recipe_name, "model": model, "dataset": dataset}
     values["model_options"] = {**recipe.get("model_options", {}), **cfg.model_options}
-    res = values.get("resolution") or default_resolution(values["dataset"])
+    res = values.get("resolution") or task.default_resolution(values["dataset"])
     values["resolution"] = (res, res) if isinstance(res, int) else tuple(res)
     values["crop_scale"] = tuple(values["crop_scale"])
     # Linear scaling rule (Goyal et al. 2017): the recipe's lr is for base_batch_size images per step.
@@ -153,6 +173,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         values["lr"] = values["lr"] * (values["batch_size"] / values["base_batch_size"])
     if values.get("out") is None:
         values["out"] = f"runs/train-{values['dataset']}"
+    values["crop_scale"] = tuple(float(v) for v in values["crop_scale"])
     resolved = TrainConfig(**values)
     validate(resolved)
     return resolved
@@ -164,8 +185,11 @@ def _check(ok: bool, name: str, requirement: str, value: Any) -> None:
 
 
 def validate(cfg: TrainConfig) -> None:
-    _check(cfg.dataset in DATASETS, "dataset", f"one of {', '.join(DATASETS)}", cfg.dataset)
-    _check(cfg.dataset != "imagefolder" or bool(cfg.data), "data", "a folder with train/ and val/", cfg.data)
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        for v in value if isinstance(value, tuple) else (value,):
+            _check(not isinstance(v, float) or math.isfinite(v), f.name, "a finite number", value)
+    _check(cfg.dataset not in ("imagefolder", "coco", "voc") or bool(cfg.data), "data", "a data folder", cfg.data)
     for name in ("epochs", "batch_size", "base_batch_size", "synthetic_size"):
         _check(getattr(cfg, name) >= 1, name, ">= 1", getattr(cfg, name))
     for name in ("max_steps", "checkpoint_every", "warmup_epochs", "weight_decay", "grad_clip", "ema_decay"):

@@ -53,10 +53,10 @@ def evaluate(
     start = time.perf_counter()
     for batch in loader:
         skipped += batch.skipped
-        if len(batch.labels) == 0:
+        if len(batch) == 0:
             continue
         x = batch.images.to(rt.device, memory_format=memory_format, non_blocking=True)
-        y = batch.labels.to(rt.device)
+        y = batch.targets.to(rt.device)
         with autocast(precision, rt.device):
             logits = model(x)
         logits = logits.float()

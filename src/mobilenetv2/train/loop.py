@@ -1,50 +1,71 @@
-"""`train(cfg)`: the training loop and its run folder.
+"""`train(cfg)`: the one training loop, for every task, and its run folder.
 
 out/ config.toml  metrics.csv  metrics.json  summary.json  curves.png  tensorboard/
      checkpoint-last.pt  checkpoint-best.pt  model.safetensors
-Only rank 0 writes. Checkpoints (end of every epoch, and every `checkpoint_every` steps) hold everything needed
-to continue bitwise: a deterministic run killed at any moment and resumed ends with the same weights.
+The task (chosen by the model, see task.py) supplies data, model, loss and evaluation; the loop owns the rest.
+Only rank 0 writes. Checkpoints (end of every epoch, every `checkpoint_every` steps, and at an interrupt) hold
+everything needed to continue bitwise: a deterministic run killed at any moment and resumed ends with the same
+weights. The run folder's rules (lock, --overwrite, resume config) are in run_folder.py.
 """
 
+import contextlib
 import dataclasses
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
 from tqdm import tqdm
 
 from mobilenetv2.allocator import reusing_freed_memory
 from mobilenetv2.atomic import write_text_atomic
-from mobilenetv2.data.loader import eval_loader, train_loader
+from mobilenetv2.data.loader import Collate, TransformedDataset, eval_loader, train_loader
+from mobilenetv2.errors import UserError
+from mobilenetv2.meta import meta_of
+from mobilenetv2.train import run_folder
 from mobilenetv2.train import setup as build
-from mobilenetv2.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from mobilenetv2.train.checkpoint import load_checkpoint, plain, rng_state, save_atomic, set_rng_state
 from mobilenetv2.train.config import TrainConfig, resolve, to_toml
 from mobilenetv2.train.ema import ModelEMA
-from mobilenetv2.train.evaluate import evaluate
+from mobilenetv2.train.epoch_sums import EpochSums
 from mobilenetv2.train.optim import build_optimizer, lr_at, set_lr
 from mobilenetv2.train.records import TensorBoard, plot_curves, write_json, write_metrics
-from mobilenetv2.train.runtime import Runtime, all_sum, make_deterministic, resolve_precision, setup, teardown
+from mobilenetv2.train.runtime import Runtime, make_deterministic, resolve_precision, setup, teardown, wrap_distributed
 from mobilenetv2.train.step import TrainStep
+from mobilenetv2.train.task import Evaluation
+from mobilenetv2.train.tasks import task_for_model
 
 log = logging.getLogger(__name__)
 WARMUP_STEPS = 3  # first steps of each session, excluded from train_images_per_second
-RESUME_KEYS = ("model", "dataset", "batch_size", "epochs", "seed", "resolution", "optimizer")
+RESUME_KEYS = ("model", "dataset", "batch_size", "seed", "resolution", "optimizer")
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN or Inf: the run stops, keeping its last good checkpoint."""
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train as `cfg` says (recipe + overrides), write the run folder, return the summary (= summary.json)."""
+    if cfg.resume:
+        cfg = run_folder.resume_config(cfg)
     cfg = resolve(cfg)
+    out = Path(cfg.out)
+    run_folder.check_out(out)
     rt = setup(cfg.device)
     # Process-wide switches the run may change; put them back for the caller.
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        # CPU steps free and re-allocate 40-150 MB tensors; glibc would page them in afresh every step.
-        with reusing_freed_memory(cfg.reuse_memory and rt.device.type == "cpu"):
-            return Trainer(cfg, rt).run()
+        with run_folder.locked(out) if rt.is_main else contextlib.nullcontext():
+            if rt.is_main:
+                run_folder.remove_stale_temp_files(out)
+                if not cfg.resume:
+                    run_folder.refuse_fresh_over_run(out, overwrite=cfg.overwrite)
+            # CPU steps free and re-allocate 40-150 MB tensors; glibc would page them in afresh every step.
+            with reusing_freed_memory(cfg.reuse_memory and rt.device.type == "cpu"):
+                return Trainer(cfg, rt).run()
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
@@ -58,10 +79,12 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.train_src, self.val_src, self.pre = build.build_data(cfg)
+        self.task = task_for_model(cfg.model)(cfg)
+        self.train_src, self.val_src = self.task.sources()
+        self.pre = self.task.preprocessing()
         self.class_names = self.train_src.class_names
-        self.num_classes = cfg.model_options.get("num_classes") or len(self.class_names)
-        self.model = build.build_model(cfg, self.num_classes).to(rt.device)
+        self.num_classes = cfg.model_options.get("num_classes") or self.task.num_classes(self.train_src)
+        self.model = self.task.build_model(self.num_classes).to(rt.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.world_batch = cfg.batch_size
@@ -75,7 +98,7 @@ class Trainer:
         if cfg.max_steps:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.precision = resolve_precision(cfg.precision, rt.device)
-        self.wrapped = self._wrap_distributed()
+        self.model, self.wrapped = wrap_distributed(self.model, rt, sync_bn=cfg.sync_bn)
         # Different dropout streams per process; rank 0 keeps the single-process stream.
         torch.manual_seed(cfg.seed + 1_000_003 * rt.rank)
         self.optimizer = build_optimizer(self.model, cfg)
@@ -85,31 +108,22 @@ class Trainer:
             self.optimizer,
             device=rt.device,
             precision=self.precision,
-            label_smoothing=cfg.label_smoothing,
+            loss_fn=self.task.loss,
             grad_clip=cfg.grad_clip,
             ema=self.ema,
             ema_target=self.model,
             compile=cfg.compile,
         )
-        self.train_set, self.val_set = build.datasets(cfg, self.train_src, self.val_src, self.pre)
+        self.train_set = TransformedDataset(self.train_src, self.task.train_transform(self.pre), random=True)
+        self.val_set = TransformedDataset(self.val_src, self.task.eval_transform(self.pre), random=False)
+        self.collate = Collate(self.task.collate_targets)
         self.workers = build.default_workers(cfg)
-        self.step, self.history, self.best_top1, self.resumed_from = 0, [], -1.0, 0
-        # Running sums of the epoch in progress, kept on the device (no sync per step): loss * n, hits, images.
-        self.epoch_sums = torch.zeros(3, dtype=torch.float64, device=rt.device)
-        self.ones = torch.ones((), dtype=torch.float64, device=rt.device)
+        self.step, self.history, self.best, self.resumed_from = 0, [], -math.inf, 0
+        self.epoch = EpochSums(rt.device)
         self.session_start = time.perf_counter()
         self.timing = {"train_seconds": 0.0, "train_images": 0, "wall_seconds": 0.0, "epoch_seconds": 0.0}
         self.skipped = set(self.train_src.skipped) | set(self.val_src.skipped)
-
-    def _wrap_distributed(self) -> nn.Module:
-        if not self.rt.distributed:
-            return self.model
-        if self.cfg.sync_bn:
-            if self.rt.device.type == "cpu":
-                raise ValueError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.interrupts = run_folder.Interrupts()
 
     def run(self) -> dict[str, Any]:
         start = time.perf_counter()
@@ -122,7 +136,7 @@ class Trainer:
             self.tb = TensorBoard(self.out, purge_step=self.step if self.resumed_from else None)
         log.info(
             "training %s on %s (%d train / %d val images), %d steps of %d images, %s on %s, %d process(es)",
-            self.model.model_name,
+            meta_of(self.model).architecture,
             self.cfg.dataset,
             len(self.train_src),
             len(self.val_src),
@@ -133,10 +147,13 @@ class Trainer:
             self.rt.world_size,
         )
         self.session_start, self.session_steps = start, 0
-        while self.step < self.total_steps:
-            epoch = self.step // self.steps_per_epoch
-            self._train_epoch(epoch)
-            self._end_epoch(epoch)
+        with self.interrupts:
+            while self.step < self.total_steps:
+                epoch = self.step // self.steps_per_epoch
+                self._train_epoch(epoch)
+                if self.interrupts.caught is not None:
+                    self._stop_interrupted()
+                self._end_epoch(epoch)
         self.timing["wall_seconds"] = wall_before + time.perf_counter() - start
         return self._finish()
 
@@ -152,6 +169,7 @@ class Trainer:
             skip_batches=skip,
             workers=self.workers,
             pin_memory=self.rt.device.type == "cuda",
+            collate=self.collate,
         )
         end = min(self.total_steps, (epoch + 1) * self.steps_per_epoch)
         bar = tqdm(
@@ -169,82 +187,90 @@ class Trainer:
         tick = time.perf_counter()
         for batch in loader:
             self.skipped.update(batch.skipped)
-            if len(batch.labels) == 0:
+            if len(batch) == 0:
                 continue
             lr = lr_at(self.cfg, self.step, self.steps_per_epoch)
             set_lr(self.optimizer, lr)
             x = batch.images.to(self.rt.device, memory_format=memory_format, non_blocking=True)
-            y = batch.labels.to(self.rt.device, non_blocking=True)
-            loss, hits = self.step_fn(x, y)
-            self.epoch_sums += torch.stack([loss.double() * len(y), hits.double(), self.ones * len(y)])
+            y = self.task.targets_to(batch.targets, self.rt.device)
+            loss, stats = self.step_fn(x, y)
+            self.epoch.add(loss, stats, len(batch))
             self.step += 1
             self.session_steps += 1
             now = time.perf_counter()
             if self.session_steps > WARMUP_STEPS:
                 self.timing["train_seconds"] += now - tick
-                self.timing["train_images"] += len(y) * self.rt.world_size
+                self.timing["train_images"] += len(batch) * self.rt.world_size
             self.timing["epoch_seconds"] += now - tick
             bar.update(1)
-            if self.rt.is_main and (self.step % 10 == 0 or self.step == end):
-                self._progress(bar, loss.item(), lr)
+            if self.step % 10 == 0 or self.step == end:
+                self._check_finite(lr)
+                if self.rt.is_main:
+                    self._progress(bar, loss.item(), lr)
             if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and self.step < end:
                 self._save_checkpoint(best=False)
             tick = time.perf_counter()
-            if self.step >= end:
+            if self.step >= end or self.interrupts.caught is not None:
                 break
         bar.close()
 
+    def _check_finite(self, lr: float) -> None:
+        if not self.epoch.all_finite():
+            raise NonFiniteLoss(
+                f"the loss became NaN or Inf by step {self.step} (lr {lr:.3g}); stopped, the last good checkpoint "
+                f"in {self.out} is kept (lower --lr, or check the data and --weights)"
+            )
+
     def _progress(self, bar: tqdm, loss: float, lr: float) -> None:
-        s = self.epoch_sums
-        rate = self.timing["train_images"] / self.timing["train_seconds"] if self.timing["train_seconds"] else 0.0
-        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{s[1] / max(s[2], 1):.3f}", lr=f"{lr:.3g}", img_s=f"{rate:.0f}")
+        postfix = {"loss": f"{loss:.3f}", "lr": f"{lr:.3g}"}
+        postfix |= {name: f"{value:.3f}" for name, value in self.epoch.means().items() if name != "loss"}
+        if self.timing["train_seconds"]:
+            postfix["img_s"] = f"{self.timing['train_images'] / self.timing['train_seconds']:.0f}"
+        bar.set_postfix(postfix)
         self.tb.scalars({"train/loss": loss, "train/lr": lr}, self.step)
 
+    def _stop_interrupted(self) -> None:
+        self._check_finite(lr_at(self.cfg, self.step, self.steps_per_epoch))
+        self._save_checkpoint(best=False)
+        log.warning("interrupted at step %d; checkpoint saved: continue with --resume --out %s", self.step, self.out)
+        raise KeyboardInterrupt
+
     def _end_epoch(self, epoch: int) -> None:
-        sums = all_sum(self.epoch_sums, self.rt).cpu()
+        self._check_finite(lr_at(self.cfg, self.step - 1, self.steps_per_epoch))
+        train = self.epoch.means(self.rt)
         result = self._validate()
-        row = {
-            "epoch": epoch + 1,
-            "step": self.step,
-            "train_loss": sums[0].item() / max(sums[2].item(), 1),
-            "train_top1": sums[1].item() / max(sums[2].item(), 1),
-            "val_loss": result.loss,
-            "val_top1": result.top1,
-            "val_top5": result.top5,
+        row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step}
+        row |= {f"train_{name}": value for name, value in train.items()}
+        row |= {f"val_{name}": value for name, value in result.metrics.items()}
+        row |= {
             "lr": lr_at(self.cfg, self.step - 1, self.steps_per_epoch),
             "epoch_seconds": self.timing["epoch_seconds"],
         }
         self.history.append(row)
-        self.epoch_sums.zero_()
+        self.epoch.reset()
         self.timing["epoch_seconds"] = 0.0
-        improved = result.top1 > self.best_top1
-        self.best_top1 = max(self.best_top1, result.top1)
+        score = result.metrics[self.task.primary_metric]
+        improved = score > self.best
+        self.best = max(self.best, score)
         if self.rt.is_main:
-            log.info(
-                "epoch %d: train loss %.4f top-1 %.4f | val loss %.4f top-1 %.4f top-5 %.4f",
-                epoch + 1,
-                row["train_loss"],
-                row["train_top1"],
-                result.loss,
-                result.top1,
-                result.top5,
-            )
+            shown = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith(("train_", "val_")))
+            log.info("epoch %d: %s", epoch + 1, shown)
             self.tb.scalars({f"epoch/{k}": v for k, v in row.items() if k not in ("epoch", "step")}, self.step)
             write_metrics(self.out, self.history)
         self._save_checkpoint(best=improved)
 
-    def _validate(self):
+    def _validate(self) -> Evaluation:
         model = self.ema.module if self.ema is not None else self.model
         loader = eval_loader(
-            self.val_set, batch_size=self.batch, rank=self.rt.rank, world_size=self.rt.world_size, workers=self.workers
+            self.val_set,
+            batch_size=self.batch,
+            rank=self.rt.rank,
+            world_size=self.rt.world_size,
+            workers=self.workers,
+            collate=self.collate,
         )
-        result = evaluate(
-            model,
-            loader,
-            num_classes=self.num_classes,
-            rt=self.rt,
-            precision=self.precision,
-            channels_last=self.cfg.channels_last,
+        result = self.task.evaluate(
+            model, loader, rt=self.rt, precision=self.precision, channels_last=self.cfg.channels_last
         )
         self.skipped.update(result.skipped)
         return result
@@ -261,12 +287,13 @@ class Trainer:
             "scaler": self.step_fn.scaler.state_dict() if self.step_fn.scaler is not None else {},
             "rng": rng,
             "step": self.step,
-            "epoch_sums": self.epoch_sums.cpu(),
+            "epoch_sums": self.epoch.state_dict(),
             "history": self.history,
-            "best_top1": self.best_top1,
+            "best": self.best,
             "timing": dict(self.timing, wall_seconds=self.timing["wall_seconds"] + self._session_wall()),
             "skipped": sorted(self.skipped),
-            "config": _plain(dataclasses.asdict(self.cfg)),
+            "config": plain(dataclasses.asdict(self.cfg))
+            | {"model_options_resolved": plain(meta_of(self.model).options)},
         }
 
     def _session_wall(self) -> float:
@@ -288,8 +315,10 @@ class Trainer:
         state = load_checkpoint(path)
         saved = state["config"]
         for key in RESUME_KEYS:
-            if _plain(getattr(self.cfg, key)) != saved.get(key):
-                raise ValueError(f"--resume: {key} differs from the checkpoint's ({saved.get(key)!r})")
+            if plain(getattr(self.cfg, key)) != saved.get(key):
+                raise UserError(f"--resume: {key} differs from the checkpoint's ({saved.get(key)!r})")
+        if plain(self.model.meta.options) != plain(saved.get("model_options_resolved", self.model.meta.options)):
+            raise UserError("--resume: the model's options differ from the checkpoint's")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None and state["ema"]:
@@ -298,8 +327,8 @@ class Trainer:
             self.step_fn.scaler.load_state_dict(state["scaler"])
         rngs = state["rng"]
         set_rng_state(rngs[self.rt.rank] if self.rt.rank < len(rngs) else rngs[0])
-        self.step, self.history, self.best_top1 = state["step"], state["history"], state["best_top1"]
-        self.epoch_sums = state["epoch_sums"].to(self.rt.device)
+        self.step, self.history, self.best = state["step"], state["history"], state["best"]
+        self.epoch.load_state_dict(state["epoch_sums"])
         self.timing = dict(state["timing"])
         self.skipped.update(state["skipped"])
         self.resumed_from = self.step
@@ -309,13 +338,13 @@ class Trainer:
         from mobilenetv2.weights import save
 
         last = self.history[-1]
-        best_row = max(self.history, key=lambda r: r["val_top1"])
+        key = f"val_{self.task.primary_metric}"
+        best_row = max(self.history, key=lambda r: r[key])
         t = self.timing
-        summary = {
-            "val_top1": last["val_top1"],
-            "val_top5": last["val_top5"],
-            "val_loss": last["val_loss"],
-            "best_val_top1": best_row["val_top1"],
+        meta = meta_of(self.model)
+        summary = {k: v for k, v in last.items() if k.startswith("val_")}
+        summary |= {
+            f"best_{key}": best_row[key],
             "best_epoch": best_row["epoch"],
             "epochs": round(self.step / self.steps_per_epoch, 4),
             "steps": self.step,
@@ -325,8 +354,9 @@ class Trainer:
             "skipped_files": len(self.skipped),
             "world_size": self.rt.world_size,
             "resumed_from_step": self.resumed_from,
-            "model": self.model.model_name,
-            "model_options": _plain(self.model.model_options),
+            "task": self.task.name,
+            "model": meta.architecture,
+            "model_options": plain(meta.options),
             "num_classes": self.num_classes,
             "recipe": self.cfg.recipe,
             "dataset": self.cfg.dataset,
@@ -338,7 +368,7 @@ class Trainer:
         if self.rt.is_main:
             final = self.ema.module if self.ema is not None else self.model
             provenance = {"source": "mobilenetv2 train", "recipe": self.cfg.recipe, "dataset": self.cfg.dataset}
-            provenance["val_top1"] = summary["val_top1"]
+            provenance[key] = summary[key]
             save(
                 final,
                 self.out / "model.safetensors",
@@ -349,17 +379,8 @@ class Trainer:
             if self.skipped:
                 write_text_atomic(self.out / "skipped_files.txt", "\n".join(sorted(self.skipped)) + "\n")
             write_json(self.out / "summary.json", summary)
-            plot_curves(self.history, self.out / "curves.png")
+            plot_curves(self.history, self.out / "curves.png", primary=self.task.primary_metric)
             self.tb.close()
         if self.rt.distributed:
             dist.barrier()
         return summary
-
-
-def _plain(value: Any) -> Any:
-    """Tuples to lists, recursively (checkpoints hold plain types only)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -1,33 +1,19 @@
 """What a run writes besides checkpoints: metrics.csv / metrics.json, TensorBoard events, summary.json, curves."""
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
-from mobilenetv2.atomic import atomic_path, write_text_atomic
-
-METRIC_COLUMNS = (
-    "epoch",
-    "step",
-    "train_loss",
-    "train_top1",
-    "val_loss",
-    "val_top1",
-    "val_top5",
-    "lr",
-    "epoch_seconds",
-)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=1) + "\n")
+from mobilenetv2.atomic import atomic_path
+from mobilenetv2.utils import finite_or_none as finite_or_none
+from mobilenetv2.utils import write_json as write_json
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     """Rewritten whole every epoch from the checkpointed history, so a resumed run never duplicates rows."""
     with atomic_path(out / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        columns = [k for k, v in (history[0] if history else {}).items() if isinstance(v, int | float)]
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
     write_json(out / "metrics.json", history)
@@ -49,8 +35,8 @@ class TensorBoard:
         self.writer.close()
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
-    """Loss, accuracy and learning rate per epoch in one PNG."""
+def plot_curves(history: list[dict[str, Any]], path: Path, *, primary: str = "top1") -> Path | None:
+    """Loss, the task's metrics (train and val, as percentages) and the learning rate per epoch in one PNG."""
     if not history:
         return None
     import matplotlib
@@ -61,21 +47,24 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(epochs, [r["train_loss"] for r in history], label="train")
-    axes[0].plot(epochs, [r["val_loss"] for r in history], label="val")
-    axes[0].set_title("loss")
-    axes[1].plot(epochs, [100 * r["train_top1"] for r in history], label="train top-1")
-    axes[1].plot(epochs, [100 * r["val_top1"] for r in history], label="val top-1")
-    axes[1].plot(epochs, [100 * r["val_top5"] for r in history], label="val top-5", linestyle="--")
-    axes[1].set_title("accuracy (%)")
+    if "val_loss" in history[0]:
+        axes[0].plot(epochs, [r["val_loss"] for r in history], label="val")
+    axes[0].set(title="loss", ylabel="loss")
+    metrics = [k for k in history[0] if k.startswith(("train_", "val_")) and not k.endswith("loss")]
+    for key in metrics:
+        style = "-" if key.endswith(primary) else "--"
+        axes[1].plot(epochs, [100 * r[key] for r in history], style, label=key.replace("_", " "))
+    axes[1].set(title=f"{primary} and other metrics", ylabel="%")
     axes[2].plot(epochs, [r["lr"] for r in history])
-    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].set(title="learning rate (end of epoch)", ylabel="learning rate")
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0].legend()
-    axes[1].legend()
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
 
@@ -88,25 +77,30 @@ def plot_confusion(confusion, class_names: list[str], path: Path) -> Path:
 
     n = len(class_names)
     size = min(4 + 0.35 * n, 30)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(confusion.numpy(), cmap="Blues")
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(confusion.numpy(), cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="images")
     if n <= 40:
         ax.set_xticks(range(n), class_names, rotation=90)
         ax.set_yticks(range(n), class_names)
+        dark = confusion.max().item() / 2  # counts on cells darker than half the scale are drawn in white
         for i in range(n):
             for j in range(n):
                 if confusion[i, j] > 0:
-                    ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7)
+                    colour = "white" if confusion[i, j] > dark else "black"
+                    ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7, color=colour)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix ({int(confusion.sum())} images)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
 
 
 def write_confusion_csv(confusion, class_names: list[str], path: Path) -> Path:
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true \\ predicted", *class_names])
         for name, row in zip(class_names, confusion.tolist(), strict=True):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,10 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
         raise ValueError("--device cuda was asked for, but no CUDA device is available")
     if name == "cuda":
         return torch.device("cuda", local_rank)
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
 
 
 def setup(device: str) -> Runtime:
@@ -56,6 +60,18 @@ def setup(device: str) -> Runtime:
 def teardown(rt: Runtime) -> None:
     if rt.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def wrap_distributed(model: nn.Module, rt: Runtime, *, sync_bn: bool) -> tuple[nn.Module, nn.Module]:
+    """(model, what the step calls): DDP around the model under torchrun, the model itself otherwise."""
+    if not rt.distributed:
+        return model, model
+    if sync_bn:
+        if rt.device.type == "cpu":
+            raise ValueError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ids = [rt.device.index] if rt.device.type == "cuda" else None
+    return model, nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def all_sum(values: torch.Tensor, rt: Runtime) -> torch.Tensor:

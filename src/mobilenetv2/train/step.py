@@ -1,7 +1,9 @@
-"""One optimizer step: forward under autocast, loss, backward, clipping, update, EMA. Shared by the training
-loop and the training benchmark, so the benchmark measures exactly what `train` runs."""
+"""One optimizer step: forward and loss under autocast, backward, clipping, update, EMA. Shared by the training
+loop and the training benchmark, so the benchmark measures exactly what `train` runs. The loss comes from the
+task (`loss_fn(forward, x, targets) -> (loss, per-batch sums)`); classification's cross-entropy by default."""
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,25 +20,24 @@ class TrainStep:
         *,
         device: torch.device,
         precision: str = "fp32",
-        label_smoothing: float = 0.0,
+        loss_fn: Callable | None = None,
         grad_clip: float = 0.0,
         ema: ModelEMA | None = None,
         ema_target: nn.Module | None = None,
         compile: bool = False,
     ) -> None:
         self.model, self.optimizer, self.device, self.precision = model, optimizer, device, precision
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.loss_fn = loss_fn or cross_entropy
         self.grad_clip, self.ema = grad_clip, ema
         self.ema_target = ema_target if ema_target is not None else model
         # GradScaler only matters for fp16 (bf16 has fp32's exponent range).
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         self.forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if compile else model
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, 3, H, W), y: (B,) -> (loss, number of top-1 hits), both 0-d tensors on the device."""
+    def __call__(self, x: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x: (B, 3, H, W) -> (loss, the task's per-batch sums), 0-d tensors on the device."""
         with autocast(self.precision, self.device):
-            logits = self.forward(x)  # (B, num_classes)
-        loss = self.criterion(logits.float(), y)
+            loss, stats = self.loss_fn(self.forward, x, targets)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -52,4 +53,13 @@ class TrainStep:
             self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.ema_target)
-        return loss.detach(), (logits.detach().argmax(1) == y).sum()
+        return loss.detach(), stats
+
+
+def cross_entropy(
+    forward: Callable, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0
+) -> tuple[torch.Tensor, dict]:
+    """Classification's loss and its top-1 hits in the batch."""
+    logits = forward(x)  # (B, num_classes)
+    loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    return loss, {"top1": (logits.detach().argmax(1) == y).sum()}

@@ -4,15 +4,16 @@
 Keras MobileNetV2 weights; `describe_file` is what `mobilenetv2 info FILE.safetensors` prints.
 """
 
+from mobilenetv2.meta import FORMAT_VERSION
 from mobilenetv2.weights.convert import SOURCES, convert, imagenet_class_names
 from mobilenetv2.weights.describe import describe_file
 from mobilenetv2.weights.format import (
-    FORMAT_VERSION,
     HEADER_KEY,
     load,
     load_into,
     load_state_dict_strict,
     read_header,
+    read_meta,
     read_tensors,
     save,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "load_into",
     "load_state_dict_strict",
     "read_header",
+    "read_meta",
     "read_tensors",
     "save",
 ]

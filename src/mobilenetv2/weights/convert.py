@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.models import MOBILENET_V2_WIDTHS, TABLE_2, make_divisible
+from mobilenetv2.meta import meta_of, set_meta
+from mobilenetv2.models import TABLE_2, make_divisible
 from mobilenetv2.models.mobilenet_v2 import STEM_CHANNELS, head_channels
 from mobilenetv2.preprocessing import SIGNED_UNIT_MEAN, SIGNED_UNIT_STD, Preprocessing, default_preprocessing
-from mobilenetv2.registry import create_model
+from mobilenetv2.registry import MOBILENET_V2_WIDTHS, create_model
 from mobilenetv2.weights import keras as keras_source
 from mobilenetv2.weights import timm as timm_source
 from mobilenetv2.weights import torchvision as torchvision_source
@@ -37,18 +38,19 @@ CHECK_TOLERANCE = 1e-4
 def convert(path: str | Path, source: str) -> nn.Module:
     """Read a torchvision/timm state_dict (.pth, .safetensors) or a Keras MobileNetV2 .h5 into our model.
 
-    Returns the model in eval mode with `preprocessing`, `class_names` and `provenance` attached (so
-    `mobilenetv2.save` writes a complete file); `provenance["self_check"]` holds the max abs diff.
+    Returns the model in eval mode with its record (`meta_of(model)`: preprocessing, class names, provenance)
+    complete, so `mobilenetv2.save` writes a complete file; `provenance["self_check"]` holds the max abs diff.
     """
     path = require_file(path)
     if source not in SOURCES:
         raise UserError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     model = _convert_keras(path) if source == "keras" else _convert_torch(path, source)
-    check = model.provenance["self_check"]
+    meta = meta_of(model)
+    check = meta.provenance["self_check"]
     log.info(
         "%s: %s width %s, %d classes, max abs diff vs %s: %s",
         path.name,
-        model.model_name,
+        meta.architecture,
         model.width,
         model.num_classes,
         check["reference"] or "no reference",
@@ -112,12 +114,16 @@ def _convert_torch(path: Path, source: str) -> nn.Module:
     model.eval()
     # timm's MobileNetV2 configs resize with bicubic interpolation, torchvision's with bilinear; both crop 0.875.
     interpolation = "bicubic" if source == "timm" else "bilinear"
-    model.preprocessing = Preprocessing(input_size=(224, 224), resize=256, interpolation=interpolation)
-    model.class_names = imagenet_class_names() if num_classes == 1000 else None
     reference = module.reference_model(state_dict, width=width, num_classes=num_classes)
     check = self_check(model, reference, reference_name=_library(source), input_size=CHECK_SIZE)
-    model.provenance = _provenance(path, source, "pytorch state_dict", [], check)
-    return model
+    return set_meta(
+        model,
+        meta_of(model).replace(
+            preprocessing=Preprocessing(input_size=(224, 224), resize=256, interpolation=interpolation),
+            class_names=imagenet_class_names() if num_classes == 1000 else None,
+            provenance=_provenance(path, source, "pytorch state_dict", [], check),
+        ),
+    )
 
 
 def _convert_keras(path: Path) -> nn.Module:
@@ -133,8 +139,6 @@ def _convert_keras(path: Path) -> nn.Module:
     load_state_dict_strict(model, tensors, f"{path} (keras)")
     model.eval()
     size = weights.input_size or (224, 224)
-    model.preprocessing = keras_preprocessing(size)
-    model.class_names = imagenet_class_names() if weights.num_classes == 1000 else None
     reference = keras_source.reference_model(
         path, width=width, has_top=weights.has_top, num_classes=weights.file_classes or 1000, input_size=CHECK_SIZE
     )
@@ -143,8 +147,14 @@ def _convert_keras(path: Path) -> nn.Module:
     check = self_check(
         model, reference, reference_name=_library("keras"), input_size=CHECK_SIZE, logits=weights.has_top
     )
-    model.provenance = _provenance(path, "keras", weights.layout, weights.notes, check)
-    return model
+    return set_meta(
+        model,
+        meta_of(model).replace(
+            preprocessing=keras_preprocessing(size),
+            class_names=imagenet_class_names() if weights.num_classes == 1000 else None,
+            provenance=_provenance(path, "keras", weights.layout, weights.notes, check),
+        ),
+    )
 
 
 def _without_background(reference):

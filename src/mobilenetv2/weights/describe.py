@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mobilenetv2.meta import meta_of
 from mobilenetv2.weights.format import load, read_header
 
 
@@ -14,7 +15,7 @@ def file_summary(path: str | os.PathLike) -> dict[str, Any]:
 
     header = read_header(path)
     model = load(path)
-    size = tuple(model.preprocessing.input_size)
+    size = tuple(meta_of(model).preprocessing.input_size)
     result = profile(model, size)
     names = header.get("class_names")
     return {

@@ -1,6 +1,7 @@
 """Our weights format: safetensors tensors + a JSON header that rebuilds a working model from the file alone.
 
-Header key "mobilenetv2" holds {format_version, architecture, options, preprocessing, class_names, provenance}.
+Header key "mobilenetv2" holds the model's `ModelMeta` record as JSON: {format_version, architecture, task, options,
+preprocessing, class_names, provenance}.
 Nothing here unpickles anything.
 """
 
@@ -14,9 +15,9 @@ from torch import nn
 
 from mobilenetv2.atomic import atomic_path
 from mobilenetv2.errors import UserError
-from mobilenetv2.preprocessing import Preprocessing, default_preprocessing
+from mobilenetv2.meta import ModelMeta, meta_of, set_meta
+from mobilenetv2.preprocessing import Preprocessing
 
-FORMAT_VERSION = 1
 HEADER_KEY = "mobilenetv2"
 
 
@@ -28,27 +29,22 @@ def save(
     class_names: list[str] | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `model` (built by `create_model`) to a .safetensors file, atomically."""
+    """Write `model` (built by `create_model` or `load`) to a .safetensors file, atomically. The keywords
+    replace the model's own record for this file."""
     from safetensors.torch import save_file
 
-    name = getattr(model, "model_name", None)
-    if name is None:
-        raise UserError("save() needs a model built by mobilenetv2.create_model (it records the architecture)")
-    options = dict(getattr(model, "model_options", {}))
+    meta = meta_of(model)
+    options = dict(meta.options)
     if hasattr(model, "num_classes"):
         options["num_classes"] = model.num_classes
-    if preprocessing is None:
-        preprocessing = getattr(model, "preprocessing", None) or default_preprocessing()
-    if class_names is None:
-        class_names = getattr(model, "class_names", None)
-    header = {
-        "format_version": FORMAT_VERSION,
-        "architecture": name,
-        "options": options,
-        "preprocessing": preprocessing.to_dict(),
-        "class_names": list(class_names) if class_names is not None else None,
-        "provenance": provenance or getattr(model, "provenance", None) or {"source": "mobilenetv2"},
-    }
+    changes: dict[str, Any] = {"options": options}
+    if preprocessing is not None:
+        changes["preprocessing"] = preprocessing
+    if class_names is not None:
+        changes["class_names"] = class_names
+    if provenance is not None:
+        changes["provenance"] = provenance
+    header = meta.replace(**changes).to_header()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={HEADER_KEY: json.dumps(header)})
@@ -56,7 +52,12 @@ def save(
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON header of one of our weights files; UserError for anything that is not one."""
+    """The JSON header of one of our weights files, checked (`ModelMeta.from_header`); UserError otherwise."""
+    return read_meta(path).to_header()
+
+
+def read_meta(path: str | os.PathLike) -> ModelMeta:
+    """The checked metadata record of one of our weights files; UserError for anything that is not one."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -73,13 +74,7 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         header = json.loads(meta[HEADER_KEY])
     except json.JSONDecodeError:
         raise UserError(f"{path}: the mobilenetv2 header is not valid JSON") from None
-    if not isinstance(header, dict) or not isinstance(header.get("architecture"), str):
-        raise UserError(f"{path}: the mobilenetv2 header names no architecture")
-    if int(header.get("format_version", 0)) > FORMAT_VERSION:
-        raise UserError(
-            f"{path} uses weights format {header['format_version']}; this version reads up to {FORMAT_VERSION}"
-        )
-    return header
+    return ModelMeta.from_header(header, str(path))
 
 
 def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -95,49 +90,79 @@ def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise UserError(f"{path}: cannot read tensors ({type(exc).__name__}: {exc})") from None
 
 
-def load_state_dict_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Copy tensors into `model`, naming the first missing, unexpected or mis-shaped tensor on failure."""
-    own = model.state_dict()
-    for key, value in own.items():
-        if key not in tensors:
-            raise UserError(f"{source}: missing tensor {key!r} (model expects shape {tuple(value.shape)})")
-        if tuple(tensors[key].shape) != tuple(value.shape):
-            raise UserError(
-                f"{source}: tensor {key!r} has shape {tuple(tensors[key].shape)}, "
-                f"the model expects {tuple(value.shape)}"
-            )
-    extra = [k for k in tensors if k not in own]
+def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], source: str) -> None:
+    """UserError naming the first tensor missing from `found`, mis-shaped or unexpected there."""
+    for key, shape in expected.items():
+        if key not in found:
+            raise UserError(f"{source}: missing tensor {key!r} (model expects shape {shape})")
+        if found[key] != shape:
+            raise UserError(f"{source}: tensor {key!r} has shape {found[key]}, the model expects {shape}")
+    extra = [k for k in found if k not in expected]
     if extra:
         raise UserError(f"{source}: unexpected tensor {extra[0]!r}; the file is for another architecture")
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """UserError naming the first floating-point tensor holding NaN or Inf (such weights predict nonsense)."""
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise UserError(f"{source}: tensor {key!r} holds NaN or Inf values; refusing non-finite weights")
+
+
+def load_state_dict_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Copy tensors into `model`, naming the first missing, unexpected, mis-shaped or non-finite tensor on
+    failure."""
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_shapes(own, {k: tuple(v.shape) for k, v in tensors.items()}, source)
+    check_finite(tensors, source)
     model.load_state_dict(tensors, strict=True)
 
 
-def _attach(model: nn.Module, header: dict[str, Any]) -> None:
-    model.preprocessing = Preprocessing.from_dict(header.get("preprocessing") or {})
-    model.class_names = header.get("class_names")
-    model.provenance = header.get("provenance")
+def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in a safetensors file, read from its index (no tensor data is read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (a safe_open handle)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot read tensors ({type(exc).__name__}: {exc})") from None
+
+
+def check_header_fits(meta: ModelMeta, path: str | os.PathLike) -> None:
+    """Build the header's model on the meta device (no memory, no init time) and check the file's tensor shapes
+    against it, so a header that lies (num_classes 1e7, width 50) is refused before anything real is built."""
+    from mobilenetv2.registry import create_model
+
+    with torch.device("meta"):
+        skeleton = create_model(meta.architecture, **meta.options)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    check_shapes(expected, tensor_shapes(path), f"{path} (header {meta.architecture} {meta.options})")
 
 
 def load_into(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load a weights file into an already built model (shapes must match exactly)."""
-    header = read_header(path)
-    wanted = getattr(model, "model_name", None)
+    """Load a weights file into an already built model (shapes must match exactly); the file's record
+    (preprocessing, class names, provenance) replaces the model's."""
+    meta = read_meta(path)
+    wanted = getattr(model, "meta", None)
     try:
         load_state_dict_strict(model, read_tensors(path), str(path))
     except UserError as exc:
-        if wanted is None or header["architecture"] == wanted:
+        if wanted is None or meta.architecture == wanted.architecture:
             raise
-        raise UserError(f"{path} holds {header['architecture']} weights, not {wanted}: {exc}") from None
-    _attach(model, header)
-    return model
+        raise UserError(f"{path} holds {meta.architecture} weights, not {wanted.architecture}: {exc}") from None
+    own = meta_of(model) if wanted is not None else meta
+    return set_meta(
+        model, own.replace(preprocessing=meta.preprocessing, class_names=meta.class_names, provenance=meta.provenance)
+    )
 
 
 def load(path: str | os.PathLike) -> nn.Module:
     """Rebuild the exact model a weights file describes, in eval mode."""
     from mobilenetv2.registry import create_model
 
-    header = read_header(path)
-    model = create_model(header["architecture"], **header.get("options", {}))
+    meta = read_meta(path)
+    check_header_fits(meta, path)
+    model = create_model(meta.architecture, **meta.options)
     load_state_dict_strict(model, read_tensors(path), str(path))
-    _attach(model, header)
-    return model.eval()
+    return set_meta(model, meta.replace(options=meta_of(model).options)).eval()

@@ -57,10 +57,17 @@ def read(path: Path) -> KerasWeights:
         f = h5py.File(path, "r")
     except OSError:
         raise UserError(f"{path} is not an HDF5 file (Keras .h5 expected)") from None
-    with f:
-        arrays, layout = _layer_arrays(f, path)
-        input_size = _input_size(f)
-    return _to_ours(arrays, layout, input_size, path)
+    try:
+        with f:
+            arrays, layout = _layer_arrays(f, path)
+            input_size = _input_size(f)
+        return _to_ours(arrays, layout, input_size, path)
+    except UserError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, OSError, RuntimeError) as exc:
+        # h5py raises KeyError for a group or dataset the attributes name but the file lacks
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: a malformed Keras weights file ({type(exc).__name__}: {detail})") from None
 
 
 def _decode(value: object) -> str:
@@ -84,8 +91,14 @@ def _layer_arrays(f, path: Path) -> tuple[dict[str, list[np.ndarray]], str]:
         raise UserError(f"{path} is an HDF5 file but not a Keras weights file (no layer_names)")
     arrays = {}
     for name in (_decode(n) for n in root.attrs["layer_names"]):
+        if name not in root:
+            raise UserError(f"{path}: layer_names lists {name!r} but the file has no such group")
         group = root[name]
-        arrays[name] = [group[_decode(w)][()] for w in group.attrs.get("weight_names", [])]
+        weights = [_decode(w) for w in group.attrs.get("weight_names", [])]
+        absent = [w for w in weights if w not in group]
+        if absent:
+            raise UserError(f"{path}: layer {name!r} lists weight {absent[0]!r} but the file has no such dataset")
+        arrays[name] = [group[w][()] for w in weights]
     return arrays, layout
 
 

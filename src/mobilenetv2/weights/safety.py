@@ -44,13 +44,46 @@ def load_torch_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = require_file(path)
     if path.suffix in SAFETENSORS_SUFFIXES:
         return _load_safetensors(path)
+    return _state_dict_of(safe_torch_load(path), path)
+
+
+# torch.save writes its zip members stored (uncompressed); a member that inflates to many times the file's
+# size is a zip bomb, refused before torch.load reads it into memory.
+MAX_EXPANSION, EXPANSION_SLACK = 2, 64 << 20
+
+
+def check_expansion(path: Path) -> None:
+    """UserError when the zip archive at `path` would expand to more than 2x its size (+ 64 MiB) in memory."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            expanded = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable torch zip file ({type(exc).__name__}: {exc})") from None
+    limit = MAX_EXPANSION * path.stat().st_size + EXPANSION_SLACK
+    if expanded > limit:
+        raise UserError(
+            f"refusing to load {path}: its zip members expand to {expanded / 2**20:.0f} MiB from a "
+            f"{path.stat().st_size / 2**20:.1f} MiB file (torch.save stores tensors uncompressed); nothing was read"
+        )
+
+
+def safe_torch_load(path: str | os.PathLike) -> object:
+    """torch.load(weights_only=True) after bounding what a zip may expand to; any refusal is one UserError
+    line saying what was refused and why (never torch's advice to retry with weights_only=False)."""
+    path = require_file(path)
+    check_expansion(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing; the error says it
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise UserError(f"{path}: not enough memory to load it") from None
     except Exception as exc:
         raise UserError(_refusal(path, exc)) from None
-    return _state_dict_of(obj, path)
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:

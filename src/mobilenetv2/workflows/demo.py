@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.train.config import TrainConfig
-from mobilenetv2.train.evaluation import evaluate_weights
 from mobilenetv2.train.loop import train
+from mobilenetv2.workflows.evaluate import evaluate_weights
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,15 @@ def export_and_score(out: Path) -> dict[str, Any]:
     from mobilenetv2.data.build import build_eval_source
     from mobilenetv2.data.transforms import eval_transform
     from mobilenetv2.export import export_model
+    from mobilenetv2.meta import meta_of
     from mobilenetv2.weights import load
 
     model = load(out / "model.safetensors")
-    result = export_model(model, out / "model.onnx", format="onnx", input_size=tuple(model.preprocessing.input_size))
+    pre = meta_of(model).preprocessing
+    result = export_model(model, out / "model.onnx", format="onnx", input_size=tuple(pre.input_size))
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    source = build_eval_source("digits", data=None, resolution=tuple(model.preprocessing.input_size))
-    transform = eval_transform(model.preprocessing)
+    source = build_eval_source("digits", data=None, resolution=tuple(pre.input_size))
+    transform = eval_transform(pre)
     hits = 0
     for start in range(0, len(source), 100):
         items = [source.load(i) for i in range(start, min(start + 100, len(source)))]
@@ -106,5 +109,5 @@ def write_report(out: Path, *, summary: dict, evaluation: dict, onnx: dict, seco
         "",
     ]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path

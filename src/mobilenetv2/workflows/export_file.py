@@ -5,6 +5,7 @@ from typing import Any
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.export import FORMATS, ExportResult, export_model
+from mobilenetv2.meta import meta_of
 
 
 def default_output(weights: str | None, model_name: str | None, format: str, *, int8: bool) -> Path:
@@ -14,15 +15,16 @@ def default_output(weights: str | None, model_name: str | None, format: str, *, 
 
 
 def build_model(weights: str | None, model_name: str | None, options: dict[str, Any]):
-    import mobilenetv2
+    from mobilenetv2.registry import create_model
+    from mobilenetv2.weights import load
 
     if (weights is None) == (model_name is None):
         raise UserError("give a weights file, or --model NAME for a randomly initialized model (not both)")
     if weights is not None:
         if options:
             raise UserError(f"model options ({', '.join(options)}) come from the weights file; drop them")
-        return mobilenetv2.load(weights)
-    return mobilenetv2.create_model(model_name, **options).eval()
+        return load(weights)
+    return create_model(model_name, **options).eval()
 
 
 def export_from_file(
@@ -40,6 +42,7 @@ def export_from_file(
     batch_size: int | None = None,
 ) -> ExportResult:
     """Export weights (ours) or a fresh `model_name`; `input_size` defaults to the weights' preprocessing."""
+    from mobilenetv2.export import check_output
     from mobilenetv2.models.mobilenet_v2 import check_resolution
 
     if format not in FORMATS:
@@ -48,16 +51,19 @@ def export_from_file(
         raise UserError(f"--batch-size applies to --format tflite (a fixed batch); {format} takes any batch")
     if calibration is not None and not int8:
         raise UserError("--calibration only applies with --int8")
+    if int8 and not 0 <= min_agreement <= 1:
+        raise UserError(f"--min-agreement must be in [0, 1], got {min_agreement}")
+    if int8 and calibration is None:
+        raise UserError("--int8 needs --calibration DATA (an image folder, or 'digits')")
+    path = check_output(
+        Path(out) if out else default_output(weights, model_name, format, int8=int8), format, inputs=(weights,)
+    )
     model = build_model(weights, model_name, dict(model_options or {}))
-    preprocessing = getattr(model, "preprocessing", None)
     if input_size is None:
-        input_size = tuple(preprocessing.input_size) if preprocessing is not None else (224, 224)
+        input_size = tuple(meta_of(model).preprocessing.input_size)
     check_resolution(model, input_size)
-    path = Path(out) if out else default_output(weights, model_name, format, int8=int8)
     if not int8:
         return export_model(model, path, format=format, input_size=input_size, batch_size=batch_size)
-    if calibration is None:
-        raise UserError("--int8 needs --calibration DATA (an image folder, or 'digits')")
     from mobilenetv2.export.int8 import export_int8
 
     return export_int8(
