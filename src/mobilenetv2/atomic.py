@@ -38,6 +38,7 @@ def atomic_path(
     try:
         yield tmp
         for p in [tmp, *(t for t, _ in extra)]:
+            os.chmod(p, umask_mode())  # some writers (safetensors) replace the temp file with a 0600 one
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
         for t, final in extra:

@@ -5,6 +5,7 @@ the multiply-adds of every convolution and linear layer inside it. Nothing is es
 Units are the model's direct children, with `nn.ModuleList`s opened one level (`blocks.0`, `blocks.1`, ...).
 """
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -65,10 +66,14 @@ def conv_macs(module: nn.Conv2d, output: torch.Tensor) -> int:
     return output.numel() // output.shape[0] * (module.in_channels // module.groups) * kh * kw
 
 
-def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def units(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    """A detector's / segmenter's `backbone` is opened too (`backbone.stem`, `backbone.blocks.0`, ...)."""
     out = []
     for name, child in model.named_children():
-        if isinstance(child, nn.ModuleList):
+        name = prefix + name
+        if name == "backbone" and hasattr(child, "blocks"):
+            out.extend(units(child, prefix="backbone."))
+        elif isinstance(child, nn.ModuleList):
             out.extend((f"{name}.{i}", sub) for i, sub in enumerate(child))
         else:
             out.append((name, child))
@@ -76,10 +81,14 @@ def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _operator(module: nn.Module) -> str:
-    from mobilenetv2.layers import ConvNormAct, InvertedResidual
+    from mobilenetv2.layers import ConvNormAct, ExtraLayer, InvertedResidual, SeparablePredictor
 
     if isinstance(module, InvertedResidual):
         return "bottleneck"
+    if isinstance(module, ExtraLayer):
+        return "extra layer"
+    if isinstance(module, SeparablePredictor):
+        return "dw predictor"
     if isinstance(module, ConvNormAct):
         k = module.conv.kernel_size
         dw = module.conv.groups == module.conv.in_channels and module.conv.groups > 1
@@ -130,22 +139,28 @@ def profile(
     model.eval()
     unit_list = units(model)
 
+    def make_row(name, module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> None:
+        row = LayerRow(
+            name=name,
+            operator=_operator(module),
+            input_shape=in_shape,
+            output_shape=out_shape,
+            params=sum(p.numel() for p in module.parameters()),
+            macs=0,
+            activation_bytes=math.prod(out_shape) * bytes_per_element,
+        )
+        _block_details(module, in_shape, out_shape, row)
+        rows[name] = row
+
     def unit_hook(name):
         def hook(module, args, output):
-            x = args[0]
-            row = LayerRow(
-                name=name,
-                operator=_operator(module),
-                input_shape=tuple(x.shape),
-                output_shape=tuple(output.shape),
-                params=sum(p.numel() for p in module.parameters()),
-                macs=0,
-                activation_bytes=output.numel() * bytes_per_element,
-            )
-            _block_details(module, tuple(x.shape), tuple(output.shape), row)
-            rows[name] = row
+            make_row(name, module, tuple(args[0].shape), tuple(output.shape))
 
         return hook
+
+    # A unit a backbone runs through another method (a bottleneck's forward_with_expansion, when a detector
+    # taps it) fires no hook of its own: its first leaf's input and last leaf's output stand for it.
+    leaf_shapes: dict[str, list[tuple[int, ...]]] = {}
 
     def leaf_hook(unit_name):
         def hook(module, args, output):
@@ -154,6 +169,7 @@ def profile(
             else:
                 cost = module.in_features * module.out_features * (output.numel() // module.out_features)
             macs_by_unit[unit_name] = macs_by_unit.get(unit_name, 0) + cost
+            leaf_shapes.setdefault(unit_name, [tuple(args[0].shape), ()])[1] = tuple(output.shape)
 
         return hook
 
@@ -169,6 +185,9 @@ def profile(
         for handle in handles:
             handle.remove()
         model.train(was_training)
+    for name, unit in unit_list:
+        if name not in rows and name in leaf_shapes:
+            make_row(name, unit, *leaf_shapes[name])
     layers = [rows[name] for name, _ in unit_list if name in rows]
     for row in layers:
         row.macs = macs_by_unit.get(row.name, 0)

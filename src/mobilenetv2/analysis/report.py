@@ -8,7 +8,8 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def format_profile(p: Profile) -> str:
-    header = f"{'layer':<11} {'operator':<14} {'input':<13} {'output':<13} {'t':>3} {'c':>5} {'s':>2}"
+    nw = max([11] + [len(r.name) for r in p.layers])
+    header = f"{'layer':<{nw}} {'operator':<14} {'input':<13} {'output':<13} {'t':>3} {'c':>5} {'s':>2}"
     header += f" {'params':>10} {'MACs':>12} {'act bytes':>11}"
     lines = [f"{p.model} @ {p.resolution[0]}x{p.resolution[1]}, batch 1", header, "-" * len(header)]
     for r in p.layers:
@@ -16,7 +17,7 @@ def format_profile(p: Profile) -> str:
         c = "" if r.c is None else str(r.c)
         s = "" if r.s is None else str(r.s)
         lines.append(
-            f"{r.name:<11} {r.operator:<14} {_shape(r.input_shape):<13} {_shape(r.output_shape):<13} {t:>3} "
+            f"{r.name:<{nw}} {r.operator:<14} {_shape(r.input_shape):<13} {_shape(r.output_shape):<13} {t:>3} "
             f"{c:>5} {s:>2} {r.params:>10,} {r.macs:>12,} {r.activation_bytes:>11,}"
         )
     lines.append("-" * len(header))

@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    out = getattr(args, "out", None)
+    if getattr(args, "out_folder", False) and out and os.path.exists(out) and not os.path.isdir(out):
+        print(f"mobilenetv2 {args.command}: error: --out {out} is an existing file, not a folder", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:
@@ -95,7 +99,7 @@ def out_of_memory(exc: BaseException, args: argparse.Namespace) -> str | None:
     for name in ("batch_size", "resolution", "image_size"):
         value = getattr(args, name, None)
         if value is not None:
-            value = "x".join(map(str, value)) if isinstance(value, tuple | list) else value
+            value = "x".join(map(str, value)) if isinstance(value, tuple) else value  # (`list` here is cli.list)
             asked.append(f"--{name.replace('_', '-')} {value}")
     sizes = f" with {', '.join(asked)}" if asked else ""
     return f"out of memory: {size} did not fit{sizes}; try a smaller batch size or resolution"

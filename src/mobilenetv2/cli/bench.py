@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rss", type=int, help="--memory: also each path's process peak RSS at this input size")
     p.add_argument("--out", help="write bench.json, bench.md and bench.png (or the --memory/--train outputs) here")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +76,31 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             out_dir=args.out,
         )
+    elif _is_detector(args):
+        import mobilenetv2
+        from mobilenetv2.bench.detection import benchmark_detection, format_detection_table
+
+        model = mobilenetv2.load(args.weights) if args.weights else mobilenetv2.create_model(args.model)
+        result = benchmark_detection(
+            model=model,
+            model_label=args.weights or args.model,
+            resolution=args.resolution,
+            batch_size=args.batch_size or 8,
+            paths=args.paths.split(",") if args.paths else None,
+            threads=args.threads,
+            warmup=3 if args.warmup is None else args.warmup,
+            rounds=5 if args.rounds is None else args.rounds,
+            block=args.block,
+        )
+        if args.out:
+            import json
+            from pathlib import Path
+
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "bench.json").write_text(json.dumps(result, indent=1, default=str))
+            (Path(args.out) / "bench.md").write_text(format_detection_table(result) + "\n")
+        print(format_detection_table(result))
+        return 0
     else:
         from mobilenetv2.bench.latency import benchmark_latency
         from mobilenetv2.bench.report import format_table
@@ -136,3 +161,13 @@ def format_training(result: dict[str, Any]) -> str:
     ]
     lines += [f"{name:<16}{ips:>10.2f}{ours / ips:>12.2f}x" for name, ips in rows]
     return "\n".join(lines)
+
+
+def _is_detector(args: argparse.Namespace) -> bool:
+    from mobilenetv2.registry import task_of
+
+    if args.weights:
+        from mobilenetv2.weights import read_header
+
+        return task_of(read_header(args.weights)["architecture"]) == "detection"
+    return task_of(args.model) == "detection"

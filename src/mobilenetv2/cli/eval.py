@@ -9,7 +9,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("weights", help="a .safetensors file of ours, or another library's file with --source")
     p.add_argument("--source", choices=["torchvision", "timm", "keras"], help="convert WEIGHTS from this library")
     p.add_argument(
-        "--dataset", choices=["digits", "synthetic", "imagefolder"], help="default: digits, or imagefolder with --data"
+        "--dataset",
+        choices=["digits", "synthetic", "imagefolder", "digits-detection", "coco", "voc"],
+        help="default: digits, or imagefolder with --data (detectors: digits-detection, or coco with --data)",
     )
     p.add_argument("--data", help="image folder: a split folder of class subfolders, or a root holding --split")
     p.add_argument("--split", default="val", choices=["train", "val"], help="split to evaluate (default val)")
@@ -17,13 +19,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"], help="autocast")
-    p.add_argument("--out", help="write eval.json, per_class.csv, confusion.csv and confusion.png here")
+    p.add_argument(
+        "--out",
+        help="write eval.json, per_class.csv, confusion.csv, confusion.png (detectors: metrics.json, detections.json)",
+    )
     p.add_argument(
         "--ignore-class-mismatch",
         action="store_true",
         help="score by class index even when the model's classes differ from the data's",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +36,22 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from mobilenetv2.workflows.detection_eval import evaluate_detector_weights, weights_task
+
+    if args.source is None and weights_task(args.weights) == "detection":
+        report = evaluate_detector_weights(
+            args.weights,
+            dataset=args.dataset or ("coco" if args.data else "digits-detection"),
+            data=args.data,
+            split=args.split,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=args.device,
+            precision=args.precision,
+            out_dir=args.out,
+        )
+        print(json.dumps({k: v for k, v in report.items() if k != "per_class_ap"}, indent=1))
+        return 0
     report = evaluate_weights(
         args.weights,
         source=args.source,

@@ -22,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--min-agreement", type=float, default=0.95, help="--int8: least top-1 agreement with fp32 to accept"
     )
+    p.add_argument(
+        "--nms", action="store_true", help="detectors: per-class NMS in the graph too (boxes are always decoded)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_model_args(p)
     p.set_defaults(func=run, model=None)
@@ -42,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         calibration_size=args.calibration_size,
         min_agreement=args.min_agreement,
         batch_size=args.batch_size,
+        nms=args.nms,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))

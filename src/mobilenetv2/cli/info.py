@@ -18,9 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.analysis import profile
+    from mobilenetv2.analysis.heads import format_head_split, head_split
     from mobilenetv2.analysis.report import format_profile
     from mobilenetv2.models.mobilenet_v2 import check_resolution
-    from mobilenetv2.registry import create_model
+    from mobilenetv2.registry import create_model, task_of
 
     if os.path.exists(args.model) or args.model.endswith(".safetensors"):
         from mobilenetv2.weights import describe_file
@@ -31,10 +32,16 @@ def run(args: argparse.Namespace) -> int:
     check_resolution(model, args.resolution)
     result = profile(model, args.resolution, splits=args.splits)
     plan = _split_plan(model, args.resolution, args.splits)
+    detector = task_of(args.model) == "detection"
     if args.json:
-        print(json.dumps(result.to_dict() | ({"peak_schedule": plan} if plan else {}), indent=1))
+        extra = {"peak_schedule": plan} if plan else {}
+        if detector:
+            extra["head_split"] = head_split(result)
+        print(json.dumps(result.to_dict() | extra, indent=1))
     else:
         print(format_profile(result))
+        if detector:
+            print(format_head_split(result))
         if plan:
             split = ", ".join(f"{name} {t}" for name, t in plan.items() if t > 1)
             print(f"peak schedule (for_inference(splits={args.splits})): slices per op {split}; every other op whole")

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--data", help="ImageFolder with train/ and val/ (instead of --dataset)")
     g.add_argument("--runs", help="folder for the training runs (default OUT/figure6_runs)")
     g.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each (default 2)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:

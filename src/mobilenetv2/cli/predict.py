@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,30 +20,65 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="for_inference engine: auto (default), graph (oneDNN Graph), eager (one call per op)",
     )
     p.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default: PIL's bomb limit)")
+    g = p.add_argument_group("detectors (weights whose task is detection)")
+    g.add_argument("--score-threshold", type=float, default=0.3, help="keep detections scoring at least this")
+    g.add_argument("--max-detections", type=int, default=100, help="at most this many detections per image")
+    g.add_argument("--out", metavar="DIR", help="also write each image with its boxes drawn (PNG) here")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.data.images import MAX_PIXELS
     from mobilenetv2.errors import UserError
-    from mobilenetv2.infer.predict import format_predictions, predict_files
+    from mobilenetv2.infer.predict import PredictionInterrupted, predict_files
 
     if args.weights is None:
         raise UserError(
             "predict needs --weights FILE: a model with random weights predicts nothing useful "
             "(convert pretrained weights with `mobilenetv2 convert`, or train with `mobilenetv2 train`)"
         )
-    results = predict_files(
+    from mobilenetv2.workflows.detection_eval import weights_task
+
+    if weights_task(args.weights) == "detection":
+        return _detect(args)
+    try:
+        results = predict_files(
+            args.images,
+            weights=args.weights,
+            topk=args.topk,
+            batch_size=args.batch_size,
+            splits=args.splits,
+            engine=args.engine,
+            max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+        )
+    except PredictionInterrupted as stop:  # Ctrl-C: print what was predicted before it
+        show(stop.done, args.json)
+        print(f"interrupted after {len(stop.done)} of {stop.total} files", file=sys.stderr)
+        return 130
+    show(results, args.json)
+    return 1 if any(r.error is not None for r in results) else 0
+
+
+def show(results: list, as_json: bool) -> None:
+    from mobilenetv2.infer.predict import format_predictions
+
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    elif results:
+        print(format_predictions(results))
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from mobilenetv2.data.images import MAX_PIXELS
+    from mobilenetv2.infer.detect import detect_files, format_detections
+
+    results = detect_files(
         args.images,
         weights=args.weights,
-        topk=args.topk,
-        batch_size=args.batch_size,
-        splits=args.splits,
-        engine=args.engine,
-        max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+        score_threshold=args.score_threshold,
+        max_detections=args.max_detections,
+        out_dir=args.out,
+        max_pixels=args.max_pixels or MAX_PIXELS,
     )
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=1))
-    else:
-        print(format_predictions(results))
+    print(json.dumps([r.to_dict() for r in results], indent=1) if args.json else format_detections(results))
     return 1 if any(r.error is not None for r in results) else 0

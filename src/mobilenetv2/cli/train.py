@@ -68,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--crop-scale", type=float, nargs=2, metavar=("MIN", "MAX"), help="random-resized-crop area")
     for name, text in SWITCHES:
         g.add_argument(f"--{name.replace('_', '-')}", dest=name, action=argparse.BooleanOptionalAction, help=text)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def config_from_args(args: argparse.Namespace):

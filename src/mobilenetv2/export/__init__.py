@@ -4,6 +4,7 @@ compared with PyTorch right away.
 `export_model` takes any module that maps (N, 3, H, W) to one tensor, at a fixed `input_size`: the classifiers
 today, the detection and segmentation heads once they return a single tensor."""
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from mobilenetv2.atomic import atomic_path
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.metadata import read_metadata
 from mobilenetv2.export.verify import VERIFY_BATCH, ExportResult, check_close
+from mobilenetv2.meta import find_meta
+from mobilenetv2.registry import task_of
 
 Format = Literal["onnx", "openvino", "torchscript", "tflite", "executorch"]
 FORMATS: dict[str, str] = {
@@ -37,11 +40,13 @@ def export_model(
     format: Format = "onnx",
     input_size: tuple[int, int] = (224, 224),
     batch_size: int | None = None,
+    nms: bool = False,
 ) -> ExportResult:
     """Export `model` for inputs of (N, 3, *input_size), run the file in its runtime and compare the logits with
     PyTorch's; UserError when they differ by more than 1e-4. The file is written and verified under a temp
     name beside `path` and renamed over it only then, so a failed export leaves an earlier file intact.
-    `batch_size`: the fixed N of a tflite file (default 1); the other formats take any N."""
+    `batch_size`: the fixed N of a tflite file (default 1); the other formats take any N.
+    A detector exports its decoded boxes and scores (and per-class NMS with `nms=True`): export/detection.py."""
     from mobilenetv2.export.executorch import export_executorch, run_executorch
     from mobilenetv2.export.litert import export_tflite, run_tflite
     from mobilenetv2.export.onnx import export_onnx, run_onnx
@@ -64,6 +69,18 @@ def export_model(
     batch = (batch_size or 1) if format in FIXED_BATCH_FORMATS else VERIFY_BATCH
     was_training = model.training
     model.eval()
+    meta = find_meta(model)
+    if meta is not None and task_of(meta.architecture) == "detection":
+        from mobilenetv2.export.detection import export_detector
+
+        try:
+            with staged_export(Path(path)) as tmp:
+                result = export_detector(model, tmp, format=format, input_size=input_size, nms=nms)
+            return dataclasses.replace(result, path=Path(path))
+        finally:
+            model.train(was_training)
+    if nms:
+        raise UserError("nms applies to detection models only")
     try:
         with staged_export(path) as tmp:
             write(model, tmp, input_size=input_size)

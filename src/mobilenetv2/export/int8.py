@@ -150,10 +150,12 @@ def quantize_torch_pt2e(model: nn.Module, input_size: tuple[int, int], calibrati
 
 
 def save_torchscript_int8(module: nn.Module, path: Path, input_size: tuple[int, int], meta: dict) -> Path:
+    from mobilenetv2.export.torchscript import save_scripted
+
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frozen = torch.jit.freeze(torch.jit.trace(module, torch.zeros(1, 3, *input_size)))
-        torch.jit.save(frozen, str(path), _extra_files=torchscript_extra_files(meta))
+        save_scripted(frozen, path, torchscript_extra_files(meta))
     return path
 
 

@@ -56,7 +56,9 @@ def freeze_same_padding(model: nn.Module, input_size: tuple[int, int]) -> nn.Mod
     return frozen
 
 
-def to_onnx_bytes(model: nn.Module, input_size: tuple[int, int], *, opset: int = OPSET) -> bytes:
+def to_onnx_bytes(
+    model: nn.Module, input_size: tuple[int, int], *, opset: int = OPSET, output_names: tuple[str, ...] = (OUTPUT_NAME,)
+) -> bytes:
     """Trace `model` (eval) at batch 1 and return the optimized ONNX model, serialized."""
     import onnx
 
@@ -67,6 +69,7 @@ def to_onnx_bytes(model: nn.Module, input_size: tuple[int, int], *, opset: int =
     with quiet_loggers("torch.onnx", "onnxscript", "onnx_ir"), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=FutureWarning)
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # shapes are fixed at export
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
         torch.onnx.export(
             model,
@@ -75,8 +78,8 @@ def to_onnx_bytes(model: nn.Module, input_size: tuple[int, int], *, opset: int =
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=list(output_names),
+            dynamic_axes={INPUT_NAME: {0: "batch"}} | {name: {0: "batch"} for name in output_names},
             do_constant_folding=True,
         )
         proto = optimize(onnx.load_from_string(buffer.getvalue()))

@@ -1,5 +1,6 @@
 """TorchScript export: traced at the export size, frozen (BN folded, constants inlined), checked by loading it back."""
 
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -25,9 +26,17 @@ def export_torchscript(model: nn.Module, path: str | Path, *, input_size: tuple[
         warnings.simplefilter("ignore", category=FutureWarning)
         traced = torch.jit.trace(model, torch.zeros(1, 3, *input_size))
         frozen = torch.jit.freeze(traced)
-        torch.jit.save(frozen, str(path), _extra_files=extra)
+        save_scripted(frozen, path, extra)
     log.debug("wrote %s", path)
     return path
+
+
+def save_scripted(module: torch.jit.ScriptModule, path: Path, extra: dict[str, str]) -> None:
+    """torch.jit.save to memory, then one Python write: torch's own file writer aborts the whole process
+    (std::terminate) when the disk fills, where a Python write raises OSError(ENOSPC) the caller handles."""
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer, _extra_files=extra)
+    Path(path).write_bytes(buffer.getvalue())
 
 
 def load_torchscript(path: str | Path) -> torch.jit.ScriptModule:

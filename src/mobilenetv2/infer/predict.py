@@ -138,6 +138,24 @@ def predict_files(
     model, transform, labels = load_for_prediction(weights, splits=splits, engine=engine)
     k = min(topk, len(labels))
     results = [Prediction(file=f, error=f"{f}: {e}" if e else None) for f, e in checked]
+    progress = [0]  # files finished, in order
+    try:
+        _predict_batches(model, transform, labels, results, k, batch_size, max_pixels, progress)
+    except KeyboardInterrupt:
+        raise PredictionInterrupted(results[: progress[0]], len(files)) from None
+    return results
+
+
+class PredictionInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `predict_files`: `done` holds the results of the files finished before it."""
+
+    def __init__(self, done: list[Prediction], total: int) -> None:
+        super().__init__(f"interrupted after {len(done)} of {total} files")
+        self.done, self.total = done, total
+
+
+def _predict_batches(model, transform, labels, results, k, batch_size, max_pixels, progress: list[int]) -> None:
+    files = [r.file for r in results]
     with tqdm(total=len(files), unit="img", disable=len(files) <= batch_size or None, leave=False) as bar:
         for start in range(0, len(files), batch_size):
             batch, rows = [], []
@@ -159,7 +177,7 @@ def predict_files(
                         {"index": j, "label": labels[j], "prob": round(p, 6)} for j, p in zip(idxs, vals, strict=True)
                     ]
             bar.update(min(batch_size, len(files) - start))
-    return results
+            progress[0] = min(start + batch_size, len(files))
 
 
 def format_predictions(results: list[Prediction]) -> str:

@@ -5,6 +5,7 @@ from mobilenetv2.models.mobilenet_v1 import MobileNetV1
 from mobilenetv2.models.mobilenet_v2 import TABLE_2, MobileNetV2, make_divisible
 from mobilenetv2.models.nasnet import NASNetA
 from mobilenetv2.models.shufflenet_v1 import ShuffleNetV1
+from mobilenetv2.models.ssdlite import SSDLite
 
 __all__ = [
     "TABLE_2",
@@ -13,6 +14,7 @@ __all__ = [
     "MobileNetV1",
     "MobileNetV2",
     "NASNetA",
+    "SSDLite",
     "ShuffleNetV1",
     "make_divisible",
 ]

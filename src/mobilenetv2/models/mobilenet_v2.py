@@ -77,10 +77,13 @@ class MobileNetV2(FeaturesMixin, nn.Module):
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
         output_stride: Literal[8, 16, 32] = 32,
+        last_channels: int | None = None,
     ) -> None:
         super().__init__()
         validate_options(width, num_classes, expansion, dropout, bottleneck_activation, shortcut, output_stride)
         validate_norm(bn_eps, bn_momentum)
+        if last_channels is not None and last_channels < 1:
+            raise ValueError(f"last_channels must be >= 1, got {last_channels}")
         self.width, self.num_classes, self.output_stride = width, num_classes, output_stride
         self.shortcut = shortcut
         norm = {"padding": padding, "bn_eps": bn_eps, "bn_momentum": bn_momentum}
@@ -131,7 +134,8 @@ class MobileNetV2(FeaturesMixin, nn.Module):
                 )
         self.blocks = nn.ModuleList(blocks)
 
-        self.num_features = head_channels(width)
+        # last_channels overrides the paper's 1280·max(1, α) (TF's SSD feature extractors scale it with any α).
+        self.num_features = last_channels or head_channels(width)
         self.head = ConvNormAct(in_ch, self.num_features, 1, **norm)
         features.append(FeatureInfo("head", self.num_features, current_stride))
         self.feature_info = features

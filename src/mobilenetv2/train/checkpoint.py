@@ -3,6 +3,7 @@
 Contents are tensors and plain Python types only, so `torch.load(weights_only=True)` reads them.
 """
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
-    """torch.save to a temp file in the same folder, fsync, rename over `path`, fsync the folder."""
+    """torch.save to a temp file in the same folder, fsync, rename over `path`, fsync the folder. Serialized in
+    memory and written by Python: torch's file writer can abort the process (std::terminate) on a full disk."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return Path(path)
 
 

@@ -365,6 +365,7 @@ class Trainer:
             "ema": self.ema is not None,
             "out": str(self.out),
         }
+        summary |= self.task.summary_extras()
         if self.rt.is_main:
             final = self.ema.module if self.ema is not None else self.model
             provenance = {"source": "mobilenetv2 train", "recipe": self.cfg.recipe, "dataset": self.cfg.dataset}

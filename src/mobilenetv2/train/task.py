@@ -90,6 +90,10 @@ class Task:
     def targets_to(self, targets: Any, device: torch.device) -> Any:
         return targets.to(device, non_blocking=True)
 
+    def summary_extras(self) -> dict[str, Any]:
+        """Task-specific entries of summary.json (detection: `skipped_boxes`)."""
+        return {}
+
     def num_classes(self, train: Source) -> int:
         return len(train.class_names)
 

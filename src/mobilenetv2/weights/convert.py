@@ -1,4 +1,4 @@
-"""`convert(path, source)`: weights from torchvision, timm or Keras -> our MobileNetV2, checked on the way.
+"""`convert(path, source)`: weights from torchvision, timm, Keras or a TF OD API graph -> our model, checked.
 
 Every converter maps tensors by explicit names (never by position), infers the width multiplier from the
 channel counts, loads strictly (every tensor used, every shape equal), then runs the model on a fixed input
@@ -27,7 +27,7 @@ from mobilenetv2.weights.safety import load_torch_file, require_file, sha256
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("torchvision", "timm", "keras")
+SOURCES = ("torchvision", "timm", "keras", "tf-detection")
 CHECK_SEED = 0
 # Any input of at least 32 pixels exercises every tensor; 96 keeps every stride-2 input even (TF SAME asymmetric).
 CHECK_SIZE = (96, 96)
@@ -36,7 +36,8 @@ CHECK_TOLERANCE = 1e-4
 
 
 def convert(path: str | Path, source: str) -> nn.Module:
-    """Read a torchvision/timm state_dict (.pth, .safetensors) or a Keras MobileNetV2 .h5 into our model.
+    """Read a torchvision/timm state_dict (.pth, .safetensors) or a Keras MobileNetV2 .h5 into our MobileNetV2,
+    or a TF Object Detection API SSDLite-MobileNetV2 frozen graph (.pb, `tf-detection`) into ssdlite_mobilenet_v2.
 
     Returns the model in eval mode with its record (`meta_of(model)`: preprocessing, class names, provenance)
     complete, so `mobilenetv2.save` writes a complete file; `provenance["self_check"]` holds the max abs diff.
@@ -44,7 +45,12 @@ def convert(path: str | Path, source: str) -> nn.Module:
     path = require_file(path)
     if source not in SOURCES:
         raise UserError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-    model = _convert_keras(path) if source == "keras" else _convert_torch(path, source)
+    if source == "tf-detection":
+        from mobilenetv2.weights.tf_detection_convert import convert_graph  # it uses this module's helpers
+
+        model = convert_graph(path)
+    else:
+        model = _convert_keras(path) if source == "keras" else _convert_torch(path, source)
     meta = meta_of(model)
     check = meta.provenance["self_check"]
     log.info(

@@ -40,6 +40,7 @@ def export_from_file(
     calibration_size: int = 300,
     min_agreement: float = 0.95,
     batch_size: int | None = None,
+    nms: bool = False,
 ) -> ExportResult:
     """Export weights (ours) or a fresh `model_name`; `input_size` defaults to the weights' preprocessing."""
     from mobilenetv2.export import check_output
@@ -63,7 +64,7 @@ def export_from_file(
         input_size = tuple(meta_of(model).preprocessing.input_size)
     check_resolution(model, input_size)
     if not int8:
-        return export_model(model, path, format=format, input_size=input_size, batch_size=batch_size)
+        return export_model(model, path, format=format, input_size=input_size, batch_size=batch_size, nms=nms)
     from mobilenetv2.export.int8 import export_int8
 
     return export_int8(

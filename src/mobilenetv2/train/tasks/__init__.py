@@ -2,8 +2,9 @@
 
 from mobilenetv2.train.task import Task
 from mobilenetv2.train.tasks.classification import ClassificationTask
+from mobilenetv2.train.tasks.detection import DetectionTask
 
-TASKS: dict[str, type[Task]] = {"classification": ClassificationTask}
+TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask}
 
 
 def task_class(name: str) -> type[Task]:
@@ -18,4 +19,4 @@ def task_for_model(model_name: str) -> type[Task]:
     return task_class(task_of(model_name))
 
 
-__all__ = ["TASKS", "ClassificationTask", "Task", "task_class", "task_for_model"]
+__all__ = ["TASKS", "ClassificationTask", "DetectionTask", "Task", "task_class", "task_for_model"]
