@@ -15,6 +15,7 @@ from mobilenetv2.cli import main
 from mobilenetv2.data.build import dataset_preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.export import export_model, read_metadata
+from mobilenetv2.meta import set_meta
 
 SIZE = (32, 40)
 
@@ -38,9 +39,11 @@ def model() -> torch.nn.Module:
     randomize_bn_(model)
     with torch.no_grad():  # logits of a few units, so 1e-4 is a real bound
         model.classifier[1].weight.normal_(0, 0.5)
-    model.preprocessing = dataset_preprocessing("digits", "torchvision", SIZE)
-    model.class_names = [f"digit {i}" for i in range(10)]
-    return model.eval()
+    meta = model.meta.replace(
+        preprocessing=dataset_preprocessing("digits", "torchvision", SIZE),
+        class_names=[f"digit {i}" for i in range(10)],
+    )
+    return set_meta(model, meta).eval()
 
 
 def logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
@@ -55,12 +58,13 @@ def test_tflite_matches_pytorch_and_carries_the_header(model, tmp_path):
     result = export_model(model, tmp_path / "m.tflite", format="tflite", input_size=SIZE)
     assert result.max_abs_diff <= 1e-4 and sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
     assert list(interpreter(result.path).get_input_details()[0]["shape"]) == [1, 3, *SIZE]
-    x = np.random.default_rng(1).standard_normal((3, 3, *SIZE)).astype(np.float32)  # runs as 3 batches of 1
+    x = np.random.default_rng(1).standard_normal((3, 3, *SIZE)).astype(np.float32)  # the batch-1 file, resized
     expected = logits(model, x)
     assert np.abs(expected).max() > 1.0
     np.testing.assert_allclose(run_tflite(result.path, x), expected, rtol=0, atol=1e-4)
     meta = read_metadata(result.path)
-    assert meta["class_names"] == model.class_names and meta["input_size"] == list(SIZE) and meta["batch_size"] == 1
+    assert meta["class_names"] == list(model.meta.class_names) and meta["input_size"] == list(SIZE)
+    assert meta["batch_size"] == 1
 
 
 @needs_executorch
@@ -74,7 +78,7 @@ def test_executorch_matches_pytorch_at_any_batch_and_carries_the_header(model, t
         np.testing.assert_allclose(run_executorch(result.path, x), logits(model, x), rtol=0, atol=1e-4)
     meta = read_metadata(result.path)
     assert meta["architecture"] == "mobilenet_v2" and meta["options"]["width"] == 0.35
-    assert meta["preprocessing"]["mean"] == list(model.preprocessing.mean)
+    assert meta["preprocessing"]["mean"] == list(model.meta.preprocessing.mean)
 
 
 @pytest.mark.parametrize("fmt", ["tflite", "executorch"])
@@ -102,14 +106,14 @@ def test_a_failed_check_leaves_the_old_file(model, tmp_path, monkeypatch, fmt):
 def test_tflite_int8_is_full_integer_and_reports_agreement(model, tmp_path, capsys):
     from mobilenetv2.export.litert import interpreter
 
-    weights = mobilenetv2.save(model, tmp_path / "w.safetensors", class_names=model.class_names)
+    weights = mobilenetv2.save(model, tmp_path / "w.safetensors")
     argv = ["export", str(weights), "--format", "tflite", "--int8", "--calibration", "digits"]
     assert main([*argv, "--calibration-size", "16", "--min-agreement", "0", "--json"]) == 0
     assert '"top1_agreement"' in capsys.readouterr().out
     it = interpreter(tmp_path / "w.int8.tflite")
     assert it.get_input_details()[0]["dtype"] == np.int8 and it.get_output_details()[0]["dtype"] == np.int8
     meta = read_metadata(tmp_path / "w.int8.tflite")
-    assert meta["precision"] == "int8" and meta["class_names"] == model.class_names
+    assert meta["precision"] == "int8" and meta["class_names"] == list(model.meta.class_names)
 
 
 @needs_executorch
