@@ -103,7 +103,7 @@ def test_info_table_and_num_classes(capsys):
     ("argv", "message"),
     [
         (["info", "mobilenet_v3"], "unknown model 'mobilenet_v3'"),
-        (["info", "mobilenet_v2", "--width", "0"], "width must be > 0"),
+        (["info", "mobilenet_v2", "--width", "0"], "width must be in (0, 8.0]"),
         (["info", "mobilenet_v2", "--resolution", "16"], "too small"),
         (["info", "mobilenet_v2", "--splits", "0"], "splits must be >= 1"),
     ],

@@ -8,7 +8,7 @@ import torchvision
 
 import mobilenetv2
 from mobilenetv2.analysis import profile
-from mobilenetv2.bench.memory import LiveBytes, benchmark_memory, fast_ops, measure_forward, rss_child
+from mobilenetv2.bench.memory import LiveBytes, benchmark_memory, measure_forward, rss_child
 
 
 def test_tracker_counts_live_storages_once_and_forgets_freed_ones():
@@ -30,7 +30,7 @@ def test_tracker_counts_live_storages_once_and_forgets_freed_ones():
 
 def fast_peak(model: torch.nn.Module, x: torch.Tensor, splits: int) -> dict:
     fast = mobilenetv2.for_inference(model, splits=splits, engine="eager")
-    return measure_forward(fast, x, fast_ops(fast))
+    return measure_forward(fast, x)
 
 
 @pytest.fixture(scope="module")
@@ -85,16 +85,15 @@ def test_rss_child_reports_a_peak_increase():
 
 @pytest.mark.parametrize("splits", [1, 2, 5])
 def test_each_op_states_its_own_measured_peak(small, splits):
-    """`live_bytes` (what the peak schedule plans with) equals the measured per-op peak. The first op is left
-    out: its input is the caller's image, which the tracker does not count."""
+    """The plan's live bytes per op (what the peak schedule plans with) equal the measured per-op peaks. The
+    first op is left out: its input is the caller's image, which the tracker does not count."""
     model, x = small
     fast = mobilenetv2.for_inference(model, splits=splits, schedule="uniform", engine="eager")
-    per_op = measure_forward(fast, x, fast_ops(fast))["per_op"]
-    h, w = x.shape[-2:]
-    for i, (name, op) in enumerate(fast_ops(fast)):
-        stated, h, w = op.live_bytes(h, w, splits)
-        if i > 0:
-            assert stated == per_op[name], name
+    per_op = measure_forward(fast, x)["per_op"]
+    stated = fast.plan.live_bytes(tuple(x.shape[-2:]))
+    assert [op.name for op in fast.plan.ops] == [*fast.op_names(), "classifier"]
+    for op, live in list(zip(fast.plan.ops, stated, strict=True))[1:]:
+        assert live == per_op[op.name], op.name
 
 
 @pytest.mark.parametrize("splits", [2, 5, 8])
@@ -102,7 +101,16 @@ def test_peak_schedule_keeps_the_uniform_peak_with_fewer_slices(small, splits):
     model, x = small
     uniform = mobilenetv2.for_inference(model, splits=splits, schedule="uniform", engine="eager")
     peak = mobilenetv2.for_inference(model, splits=splits, engine="eager")
-    measured = {f: measure_forward(f, x, fast_ops(f))["peak_bytes"] for f in (uniform, peak)}
+    measured = {f: measure_forward(f, x)["peak_bytes"] for f in (uniform, peak)}
     assert measured[peak] == measured[uniform]
     assert max(peak.op_splits()) == splits and min(peak.op_splits()) == 1  # late, small ops run whole
     assert sum(peak.op_splits()) < sum(uniform.op_splits())
+
+
+def test_the_split_plan_is_read_without_building_a_fast_model(small):
+    """`info --splits` reads the plan: the same slices per op as the runnable model's."""
+    from mobilenetv2.infer.plan import split_plan
+
+    model, x = small
+    fast = mobilenetv2.for_inference(model, splits=5, engine="eager")
+    assert split_plan(model, (224, 224), 5) == dict(zip(fast.op_names(), fast.op_splits(), strict=True))

@@ -122,12 +122,12 @@ def test_head_features_equal_forward_body():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"width": 0}, "width must be > 0"),
-        ({"width": -1.0}, "width must be > 0"),
+        ({"width": 0}, r"width must be in \(0, 8.0\]"),
+        ({"width": -1.0}, r"width must be in \(0, 8.0\]"),
         ({"output_stride": 4}, "output_stride must be 8, 16 or 32"),
         ({"shortcut": "dense"}, "shortcut must be"),
         ({"bottleneck_activation": "gelu"}, "bottleneck_activation must be"),
-        ({"num_classes": 0}, "num_classes must be >= 1"),
+        ({"num_classes": 0}, "num_classes must be an integer in"),
         ({"dropout": 1.5}, "dropout must be in"),
         ({"padding": "reflect"}, "padding must be"),
     ],

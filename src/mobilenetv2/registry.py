@@ -94,7 +94,7 @@ def _load_builtin() -> None:
     the models never import the registry)."""
     if "mobilenet_v2" in _MODELS:
         return
-    from mobilenetv2.models import MobileNetV1, MobileNetV2, NASNetA, ShuffleNetV1, SSDLite
+    from mobilenetv2.models import DeepLabV3MobileNetV2, MobileNetV1, MobileNetV2, NASNetA, ShuffleNetV1, SSDLite
 
     register_model("mobilenet_v2", MobileNetV2, {}, "MobileNetV2, any width (default 1.0)")
     for suffix, width in MOBILENET_V2_WIDTHS.items():
@@ -105,6 +105,13 @@ def _load_builtin() -> None:
         options = {"groups": 3, "scale": scale, "stem_channels": stem}
         register_model(f"shufflenet_v1_g3_{suffix}", ShuffleNetV1, options, f"ShuffleNet v1 {scale}x, g=3")
     register_model("nasnet_a_mobile", NASNetA, {"num_cells": 12, "filters": 44}, "NASNet-A Mobile (4 @ 1056)")
+    register_model(
+        "deeplabv3_mobilenet_v2",
+        DeepLabV3MobileNetV2,
+        {},
+        "Mobile DeepLabv3 (Table 7): MobileNetV2 at OS16/8 + image pooling [+ ASPP]; VOC's 21 classes",
+        task="segmentation",
+    )
     register_model("ssdlite_mobilenet_v2", SSDLite, {}, "SSDLite-MobileNetV2 (Sec. 6.2, TF OD API)", task="detection")
 
 

@@ -2,7 +2,9 @@
 
 A forward pass on a zero input records, through hooks, the input/output shape of every layer ("unit") and
 the multiply-adds of every convolution and linear layer inside it. Nothing is estimated from formulas.
-Units are the model's direct children, with `nn.ModuleList`s opened one level (`blocks.0`, `blocks.1`, ...).
+Units are the model's direct children, with `nn.ModuleList`s opened one level (`blocks.0`, `blocks.1`, ...);
+a model with a `backbone` and a head (`taps`, `forward_head`) is opened one level more (`backbone.blocks.0`,
+`head.project`, ...). Units that never run (a backbone's unused classifier) get no row.
 """
 
 import math
@@ -75,6 +77,9 @@ def units(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
             out.extend(units(child, prefix="backbone."))
         elif isinstance(child, nn.ModuleList):
             out.extend((f"{name}.{i}", sub) for i, sub in enumerate(child))
+        elif name in ("backbone", "head") and hasattr(model, "forward_head") and hasattr(model, "taps"):
+            # Detection / segmentation models (backbone + head): their parts' layers are the units.
+            out.extend((f"{name}.{sub_name}", sub) for sub_name, sub in units(child))
         else:
             out.append((name, child))
     return out

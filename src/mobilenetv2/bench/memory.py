@@ -3,7 +3,8 @@
 `LiveBytes` is a TorchDispatchMode that sees every tensor an op returns, counts each new storage once, and
 uncounts it when the storage is freed (a weakref finalizer on the storage). Parameters, buffers and the
 caller's input are never counted; neither are a kernel's private scratch buffers. The figure is therefore
-the same whatever allocator runs underneath. Per-op peaks come from forward hooks that name the op running.
+the same whatever allocator runs underneath. Per-op peaks come from forward hooks that name the op running
+(for a for_inference model: its `on_op` callback, called before each of its ops).
 
 `benchmark_memory` measures torchvision's eager `mobilenet_v2` and our fast path for splits 1..t this way at
 batch 1, and (optionally) the process peak RSS of a large input in fresh subprocesses.
@@ -65,15 +66,20 @@ class LiveBytes(TorchDispatchMode):
         self.op_peaks[name] = max(self.op_peaks.get(name, 0), self.current)
 
 
-def measure_forward(model: nn.Module, x: torch.Tensor, ops: list[tuple[str, nn.Module]]) -> dict[str, Any]:
-    """Peak live activation bytes of `model(x)`, overall and per named op (each op's input counts in it)."""
+def measure_forward(model: nn.Module, x: torch.Tensor, ops: list[tuple[str, nn.Module]] = ()) -> dict[str, Any]:
+    """Peak live activation bytes of `model(x)`, overall and per named op (each op's input counts in it). `ops`
+    are (name, module) pairs whose calls name the op running; a for_inference model names its own ops."""
+    from mobilenetv2.infer.fast import FastMobileNetV2
+
     with torch.inference_mode():
         model(x)  # first call: a fast model packs its weights for this input shape (kept; not activations)
-    tracker = LiveBytes(ignore=[x, *model.parameters(), *model.buffers()])
+    fast = isinstance(model, FastMobileNetV2)
+    weights = model.plan.tensors() if fast else [*model.parameters(), *model.buffers()]
+    tracker = LiveBytes(ignore=[x, *weights])
     handles = [module.register_forward_pre_hook(lambda m, a, n=name: tracker.enter_op(n)) for name, module in ops]
     try:
         with torch.inference_mode(), tracker:
-            out = model(x)
+            out = model(x, on_op=tracker.enter_op) if fast else model(x)
         del out
     finally:
         for handle in handles:
@@ -84,12 +90,6 @@ def measure_forward(model: nn.Module, x: torch.Tensor, ops: list[tuple[str, nn.M
         "per_op": tracker.op_peaks,
         "left_alive_bytes": tracker.current,
     }
-
-
-def fast_ops(fast: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Sec. 5.1 op names of a for_inference model: stem+blocks.0, blocks.1 .. blocks.16, head+pool, classifier."""
-    names = fast.op_names()
-    return [*zip(names, [*fast.ops, fast.head], strict=True)]
 
 
 def torchvision_ops(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -107,7 +107,7 @@ def measure_splits(model: nn.Module, resolution: int, max_splits: int) -> dict[i
     results = {}
     for t in range(1, max_splits + 1):
         fast = for_inference(model, splits=t, engine="eager")  # per-op calls, so every storage is seen
-        result = measure_forward(fast, x, fast_ops(fast))
+        result = measure_forward(fast, x)
         result["op_splits"] = dict(zip(fast.op_names(), fast.op_splits(), strict=True))
         result["predicted_peak_bytes"] = profile(model, resolution, splits=t).memory.predicted_peak_bytes
         results[t] = result
@@ -189,11 +189,12 @@ def rss_child(model_name: str, resolution: int, path: str, splits: int) -> dict[
 
     The peak is the kernel's high-water mark of this process's RSS (VmHWM), reset just before the forward
     (`/proc/self/clear_refs`), less the RSS after the setup. The graph engine ("fast") first runs twice at full
-    size, which is when it compiles for that shape; whatever it keeps from those calls (compiled partitions,
-    cached buffers) counts, since it is part of what running at that size costs. ru_maxrss is not used: Linux
-    keeps it across exec, so a child starts with its parent's peak."""
+    size, which is when it compiles for that shape, then the heap is trimmed; whatever it keeps from those
+    calls (compiled partitions, cached buffers) counts, since it is part of what running at that size costs.
+    ru_maxrss is not used: Linux keeps it across exec, so a child starts with its parent's peak."""
     import torchvision
 
+    from mobilenetv2.allocator import trim_heap
     from mobilenetv2.infer import for_inference
     from mobilenetv2.registry import create_model
 
@@ -208,6 +209,9 @@ def rss_child(model_name: str, resolution: int, path: str, splits: int) -> dict[
         before = _status_kib("VmRSS")
         if path == "fast":  # the graph engine compiles per input shape, over its first two calls
             run(x), run(x)
+            # Profiling and compiling leave ~250 MB of freed heap behind at 2048x2048: hand it back, as a
+            # server would once after compiling its shapes.
+            trim_heap()
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # resets VmHWM to the current RSS
         kept = _status_kib("VmRSS") - before

@@ -23,6 +23,7 @@ def add_model_args(
     g.add_argument("--output-stride", type=int, choices=[8, 16, 32], help="dilate once this stride is reached")
     g.add_argument("--bn-eps", type=float, help="BatchNorm epsilon")
     g.add_argument("--bn-momentum", type=float, help="BatchNorm momentum (PyTorch convention)")
+    g.add_argument("--aspp", action="store_true", default=None, help="DeepLab: add the three 3x3 atrous branches")
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -38,6 +39,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
         "output_stride",
         "bn_eps",
         "bn_momentum",
+        "aspp",
     )
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 

@@ -23,6 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--train", action="store_true", help="training step throughput")
     p.add_argument("--model", default="mobilenet_v2_100", help="registered model name (random init)")
     p.add_argument("--weights", help="a weights file of ours instead of --model")
+    g = p.add_argument_group("segmentation models (vs torchvision's LR-ASPP / DeepLabv3 MobileNetV3)")
+    g.add_argument("--aspp", action="store_true", default=None, help="DeepLab: with the ASPP branches")
+    g.add_argument("--output-stride", type=int, choices=[8, 16], help="DeepLab output stride (default 16)")
+    g.add_argument("--num-classes", type=int, help="segmentation classes with the background (default 21)")
     p.add_argument("--resolution", type=parse_resolution, default=(224, 224), help="N or HxW (default 224)")
     p.add_argument("--batch-size", type=int, help="throughput batch (default 8; --train: 32)")
     p.add_argument("--paths", help="comma-separated subset of the paths (default: all)")
@@ -53,6 +57,26 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.memory and _is_segmenter(args.model):
+        from mobilenetv2.bench.segmentation import benchmark_segmentation_memory, format_segmentation_memory
+
+        result = benchmark_segmentation_memory(
+            model_name=args.model,
+            options={
+                k: v
+                for k, v in (
+                    ("aspp", args.aspp),
+                    ("output_stride", args.output_stride),
+                    ("num_classes", args.num_classes),
+                )
+                if v is not None
+            },  # fmt: skip
+            resolution=args.resolution,
+            max_splits=max(args.splits or [8]),
+            out_dir=args.out,
+        )
+        print(format_segmentation_memory(result))
+        return 0
     if args.memory:
         from mobilenetv2.bench.memory import benchmark_memory
 
@@ -76,6 +100,29 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             out_dir=args.out,
         )
+    elif _is_segmenter(args.model) and not args.weights:
+        from mobilenetv2.bench.segmentation import benchmark_segmentation, format_segmentation_table
+
+        result = benchmark_segmentation(
+            model_name=args.model,
+            options={
+                k: v
+                for k, v in (
+                    ("aspp", args.aspp),
+                    ("output_stride", args.output_stride),
+                    ("num_classes", args.num_classes),
+                )
+                if v is not None
+            },  # fmt: skip
+            resolution=args.resolution,
+            threads=args.threads,
+            warmup=3 if args.warmup is None else args.warmup,
+            rounds=5 if args.rounds is None else args.rounds,
+            block=args.block,
+            out_dir=args.out,
+        )
+        print(format_segmentation_table(result))
+        return 0
     elif _is_detector(args):
         import mobilenetv2
         from mobilenetv2.bench.detection import benchmark_detection, format_detection_table
@@ -125,6 +172,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         print("(the full JSON: add --out DIR)")
     return 0
+
+
+def _is_segmenter(name: str) -> bool:
+    from mobilenetv2.registry import list_models, task_of
+
+    return name in list_models() and task_of(name) == "segmentation"
 
 
 def format_memory(result: dict[str, Any]) -> str:

@@ -10,17 +10,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: reproducible, robust when busy)")
     p.add_argument(
         "--task",
-        choices=["classification", "detection"],
+        choices=["classification", "detection", "segmentation"],
         default="classification",
-        help="classification (digits, default) or detection (SSDLite on the built-in digits-detection set)",
+        help="classification (digits, default), detection (SSDLite on digits-detection) or segmentation "
+        "(Mobile DeepLabv3 on the built-in digit scenes)",
     )
     p.add_argument("--resolution", type=int, help="detection: input size (default: the recipe's 128)")
     p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenetv2.workflows.demo import run_demo
-
     if args.max_steps < 0:
         raise ValueError(f"--max-steps must be >= 0, got {args.max_steps}")
     if args.threads < 1:
@@ -31,6 +30,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             run_detection_demo(out=args.out, max_steps=args.max_steps, threads=args.threads, resolution=args.resolution)
         )
+        return 0
+    if args.task == "segmentation":
+        from mobilenetv2.workflows.segmentation_demo import run_demo
+
+        print(run_demo(out=args.out, max_steps=args.max_steps, threads=args.threads))
         return 0
     print(run_demo(out=args.out, max_steps=args.max_steps, threads=args.threads))
     return 0

@@ -10,8 +10,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", choices=["torchvision", "timm", "keras"], help="convert WEIGHTS from this library")
     p.add_argument(
         "--dataset",
-        choices=["digits", "synthetic", "imagefolder", "digits-detection", "coco", "voc"],
-        help="default: digits, or imagefolder with --data (detectors: digits-detection, or coco with --data)",
+        choices=["digits", "synthetic", "imagefolder", "digits-detection", "coco", "voc", "digits-segmentation"],
+        help="default: digits, or imagefolder with --data (detectors: digits-detection, or coco with --data; "
+        "segmenters: digits-segmentation, or a VOC / images+masks folder with --data)",
     )
     p.add_argument("--data", help="image folder: a split folder of class subfolders, or a root holding --split")
     p.add_argument("--split", default="val", choices=["train", "val"], help="split to evaluate (default val)")
@@ -28,14 +29,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score by class index even when the model's classes differ from the data's",
     )
+    g = p.add_argument_group("segmentation weights (the file's header says task segmentation)")
+    g.add_argument("--multi-scale", action="store_true", help="Table 7's MF: scales 0.5..1.75 + left-right flips")
+    g.add_argument(
+        "--save-masks", metavar="DIR", help="save each predicted mask as a palette PNG named after its image"
+    )
+    g.add_argument("--scenes", type=int, default=1200, help="digits-segmentation: the training run's --synthetic-size")
     p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.cli._segmentation import is_segmenter_file, run_eval
     from mobilenetv2.workflows.evaluate import evaluate_weights
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.source is None and is_segmenter_file(args.weights):
+        return run_eval(args)
     from mobilenetv2.workflows.detection_eval import evaluate_detector_weights, weights_task
 
     if args.source is None and weights_task(args.weights) == "detection":

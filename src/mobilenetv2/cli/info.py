@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     check_resolution(model, args.resolution)
     result = profile(model, args.resolution, splits=args.splits)
     plan = _split_plan(model, args.resolution, args.splits)
+    table7 = _table7(args.model, model, args.resolution, result)
     detector = task_of(args.model) == "detection"
     if args.json:
         extra = {"peak_schedule": plan} if plan else {}
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict() | extra, indent=1))
     else:
         print(format_profile(result))
+        if table7:
+            print("\n".join(table7))
         if detector:
             print(format_head_split(result))
         if plan:
@@ -53,6 +56,16 @@ def _split_plan(model, resolution: tuple[int, int], splits: int) -> dict[str, in
 
     if splits < 2 or not isinstance(model, MobileNetV2) or model.shortcut == "expansion":
         return None
-    from mobilenetv2.infer.fast import split_plan
+    from mobilenetv2.infer.plan import split_plan
 
     return split_plan(model, resolution, splits)
+
+
+def _table7(name: str, model, resolution: tuple[int, int], result) -> list[str] | None:
+    from mobilenetv2.registry import task_of
+
+    if task_of(name) != "segmentation":
+        return None
+    from mobilenetv2.segmentation.table7 import table7_lines
+
+    return table7_lines(model, resolution, result.params, result.macs)

@@ -20,18 +20,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="for_inference engine: auto (default), graph (oneDNN Graph), eager (one call per op)",
     )
     p.add_argument("--max-pixels", type=int, default=None, help="refuse larger images (default: PIL's bomb limit)")
-    g = p.add_argument_group("detectors (weights whose task is detection)")
-    g.add_argument("--score-threshold", type=float, default=0.3, help="keep detections scoring at least this")
-    g.add_argument("--max-detections", type=int, default=100, help="at most this many detections per image")
-    g.add_argument("--out", metavar="DIR", help="also write each image with its boxes drawn (PNG) here")
-    p.set_defaults(func=run)
+    g = p.add_argument_group("detectors and segmenters (the weights file's header says the task)")
+    g.add_argument(
+        "--score-threshold", type=float, default=0.3, help="detection: keep detections scoring at least this"
+    )
+    g.add_argument("--max-detections", type=int, default=100, help="detection: at most this many per image")
+    g.add_argument(
+        "--out",
+        metavar="DIR",
+        help="detection: images with boxes drawn; segmentation: <name>.png masks and <name>_overlay.jpg "
+        "(default predictions)",
+    )
+    g.add_argument("--multi-scale", action="store_true", help="segmentation: scales 0.5..1.75 and flips")
+    p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.cli._segmentation import is_segmenter_file, run_predict
     from mobilenetv2.data.images import MAX_PIXELS
     from mobilenetv2.errors import UserError
     from mobilenetv2.infer.predict import PredictionInterrupted, predict_files
 
+    if args.weights is not None and is_segmenter_file(args.weights):
+        return run_predict(args)
     if args.weights is None:
         raise UserError(
             "predict needs --weights FILE: a model with random weights predicts nothing useful "

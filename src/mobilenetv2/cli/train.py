@@ -24,7 +24,9 @@ VALUE_FLAGS = (
     ("rmsprop_decay", float, "RMSProp mean-square decay"),
     ("rmsprop_eps", float, "RMSProp epsilon (inside the square root)"),
     ("weight_decay", float, "L2 weight decay"),
-    ("schedule", str, "exponential (staircase), cosine or constant"),
+    ("schedule", str, "exponential (staircase), cosine, constant or poly"),
+    ("lr_power", float, "poly schedule: lr * (1 - progress) ** power (TF DeepLab 0.9)"),
+    ("scale_step", float, "segmentation: random scale step (0.25; 0 = continuous)"),
     ("lr_decay", float, "exponential schedule: factor per --lr-decay-epochs"),
     ("lr_decay_epochs", float, "exponential schedule: epochs between decays"),
     ("warmup_epochs", float, "linear lr warm-up length in epochs"),
@@ -66,6 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for name, kind, text in VALUE_FLAGS:
         g.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=text)
     g.add_argument("--crop-scale", type=float, nargs=2, metavar=("MIN", "MAX"), help="random-resized-crop area")
+    g.add_argument("--scale-range", type=float, nargs=2, metavar=("MIN", "MAX"), help="segmentation: random scale")
     for name, text in SWITCHES:
         g.add_argument(f"--{name.replace('_', '-')}", dest=name, action=argparse.BooleanOptionalAction, help=text)
     p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
@@ -78,6 +81,8 @@ def config_from_args(args: argparse.Namespace):
     values["model_options"] = model_options(args)
     if args.crop_scale is not None:
         values["crop_scale"] = tuple(args.crop_scale)
+    if args.scale_range is not None:
+        values["scale_range"] = tuple(args.scale_range)
     return TrainConfig(**values)
 
 

@@ -4,6 +4,7 @@ BN(conv(x)) = γ·(W*x + b - μ)/√(σ² + ε) + β = (s·W)*x + (s·(b - μ) +
 channel. The product is formed in float64 so folding adds no rounding beyond the final cast.
 """
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -52,3 +53,19 @@ def fold_unit(unit: ConvNormAct) -> tuple[torch.Tensor, torch.Tensor, Geometry]:
     )
     weight, bias = fold_conv_bn(conv, unit.bn)
     return weight, bias, geometry
+
+
+def folded_copy(module: nn.Module, *, leave_out: nn.Module | None = None) -> nn.Module:
+    """An eval-mode deep copy of `module` with every ConvNormAct's BN folded into its conv (which gains a bias;
+    padding and activation are kept). `leave_out`, a submodule, becomes an nn.Identity in the copy (it is not
+    copied at all). Parameters of the copy do not require gradients."""
+    memo = {id(leave_out): nn.Identity()} if leave_out is not None else {}
+    folded = copy.deepcopy(module, memo).eval()
+    for unit in folded.modules():
+        if isinstance(unit, ConvNormAct) and unit.bn is not None:
+            weight, bias = fold_conv_bn(unit.conv, unit.bn)
+            unit.conv.weight = nn.Parameter(weight)
+            unit.conv.bias = nn.Parameter(bias)
+            unit.bn = None
+    folded.requires_grad_(False)
+    return folded

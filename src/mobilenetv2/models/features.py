@@ -39,10 +39,14 @@ class FeaturesMixin:
         if "stem" in wanted:
             out["stem"] = x
         expansion = None
+        chained = getattr(self, "shortcut", "bottleneck") == "expansion"
         for i, block in enumerate(self.blocks):
             if len(out) == len(wanted):
                 return out
-            x, expansion = block.forward_with_expansion(x, expansion)
+            if chained or f"blocks.{i}.expansion" in wanted:
+                x, expansion = block.forward_with_expansion(x, expansion)
+            else:
+                x = block(x)  # through __call__, so forward hooks (analysis.profile) see the block
             if f"blocks.{i}.expansion" in wanted:
                 out[f"blocks.{i}.expansion"] = expansion
             if f"blocks.{i}" in wanted:

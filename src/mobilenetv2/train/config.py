@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
-SCHEDULES = ("exponential", "cosine", "constant")
+SCHEDULES = ("exponential", "cosine", "constant", "poly")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -68,6 +68,9 @@ class TrainConfig:
     progress: bool | None = None
     backbone_weights: str | None = None
     overwrite: bool | None = None
+    lr_power: float | None = None  # poly schedule: lr · (1 - progress) ** lr_power (TF DeepLab: 0.9)
+    scale_range: tuple[float, float] | None = None  # segmentation: random scale range (TF DeepLab 0.5-2.0)
+    scale_step: float | None = None  # segmentation: scale step (0.25; 0 = continuous)
 
 
 # Used where neither the recipe nor the caller sets a field.
@@ -108,6 +111,9 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "progress": True,
     "overwrite": False,
+    "lr_power": 0.9,
+    "scale_range": (0.5, 2.0),
+    "scale_step": 0.25,
 }
 # Fields that say where and how a run goes, never what it trains: a recipe file (e.g. another run's
 # config.toml) cannot set them.
@@ -174,6 +180,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if values.get("out") is None:
         values["out"] = f"runs/train-{values['dataset']}"
     values["crop_scale"] = tuple(float(v) for v in values["crop_scale"])
+    values["scale_range"] = tuple(float(v) for v in values["scale_range"])
     resolved = TrainConfig(**values)
     validate(resolved)
     return resolved
@@ -208,6 +215,10 @@ def validate(cfg: TrainConfig) -> None:
     _check(0 <= cfg.label_smoothing < 1, "label_smoothing", "in [0, 1)", cfg.label_smoothing)
     _check(cfg.ema_decay < 1, "ema_decay", "< 1", cfg.ema_decay)
     _check(0 < cfg.crop_scale[0] <= cfg.crop_scale[1] <= 1, "crop_scale", "0 < min <= max <= 1", cfg.crop_scale)
+    _check(len(cfg.scale_range) == 2 and 0 < cfg.scale_range[0] <= cfg.scale_range[1], "scale_range",
+           "MIN MAX with 0 < MIN <= MAX", cfg.scale_range)  # fmt: skip
+    _check(cfg.scale_step >= 0, "scale_step", ">= 0", cfg.scale_step)
+    _check(cfg.lr_power > 0, "lr_power", "> 0", cfg.lr_power)
     _check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", "in [0, 1)", cfg.dropout)
     _check(min(cfg.resolution) >= 32, "resolution", ">= 32 (MobileNetV2 downsamples by 32)", cfg.resolution)
 

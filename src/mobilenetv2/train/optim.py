@@ -96,7 +96,8 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """The learning rate for optimizer step `step` (0-based): linear warm-up, then the recipe's schedule.
 
     "exponential" decays by `lr_decay` every `lr_decay_epochs` epochs (staircase, as TF-slim); "cosine"
-    anneals to 0 at the last step. A pure function of the step, so resuming needs no scheduler state.
+    anneals to 0 at the last step, "poly" as (1 - progress) ** `lr_power` (TF DeepLab). A pure function of the
+    step, so resuming needs no scheduler state.
     """
     epoch = step / steps_per_epoch
     warmup = cfg.warmup_epochs
@@ -108,6 +109,10 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
         total = cfg.epochs - warmup
         progress = min(1.0, (epoch - warmup) / total) if total > 0 else 1.0
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    if cfg.schedule == "poly":  # TF DeepLab: lr · (1 - step / total) ** power
+        total = cfg.epochs - warmup
+        progress = min(1.0, (epoch - warmup) / total) if total > 0 else 1.0
+        return cfg.lr * (1.0 - progress) ** cfg.lr_power
     return cfg.lr
 
 

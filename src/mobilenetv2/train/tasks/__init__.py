@@ -3,8 +3,13 @@
 from mobilenetv2.train.task import Task
 from mobilenetv2.train.tasks.classification import ClassificationTask
 from mobilenetv2.train.tasks.detection import DetectionTask
+from mobilenetv2.train.tasks.segmentation import SegmentationTask
 
-TASKS: dict[str, type[Task]] = {"classification": ClassificationTask, "detection": DetectionTask}
+TASKS: dict[str, type[Task]] = {
+    "classification": ClassificationTask,
+    "detection": DetectionTask,
+    "segmentation": SegmentationTask,
+}
 
 
 def task_class(name: str) -> type[Task]:
@@ -19,4 +24,4 @@ def task_for_model(model_name: str) -> type[Task]:
     return task_class(task_of(model_name))
 
 
-__all__ = ["TASKS", "ClassificationTask", "DetectionTask", "Task", "task_class", "task_for_model"]
+__all__ = ["TASKS", "ClassificationTask", "DetectionTask", "SegmentationTask", "Task", "task_class", "task_for_model"]
