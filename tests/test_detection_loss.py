@@ -107,6 +107,7 @@ def test_tf_mining_keeps_every_positive_and_three_negatives_per_positive():
     assert len(none) == 3  # at least 3 negatives on an image without objects
 
 
+@pytest.mark.slow
 def test_tf_overfit_lifts_matched_class_scores_above_background():
     """One batch, a few dozen steps: every matched anchor's own class outscores the background slot, and
     the post-processed score is that class's sigmoid (slot 0 excluded)."""
