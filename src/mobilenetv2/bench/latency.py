@@ -6,6 +6,7 @@ processes, clock changes) spread over all paths instead of landing on one. Media
 calls of a path.
 """
 
+import contextlib
 import logging
 import os
 import platform
@@ -68,7 +69,18 @@ def machine() -> dict[str, object]:
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino.__version__,
-    }
+    } | optional_versions()
+
+
+def optional_versions() -> dict[str, str]:
+    """Versions of the optional runtimes (extras, not base dependencies) that are installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("ai-edge-litert", "litert-torch", "executorch", "tensorflow-cpu", "tensorflow"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
 
 
 def summarize(rows: list[dict]) -> dict[str, float | None]:
@@ -80,6 +92,7 @@ def summarize(rows: list[dict]) -> dict[str, float | None]:
     ratios = {
         "fastest_project_fp32_over_fastest_peer_fp32": min(own) / min(peers) if own and peers else None,
     }
+    ratios |= fastest_ratios(rows)
     for name in ("fast", "fast-eager"):
         if {name, "torchvision"} <= by.keys():
             ratios[f"{name.replace('-', '_')}_over_torchvision_eager"] = by[name] / by["torchvision"]
@@ -87,6 +100,27 @@ def summarize(rows: list[dict]) -> dict[str, float | None]:
         for unsplit in ("fast", "fast-eager"):  # the default unsplit path, and the same engine as the splits
             if name.startswith("split-") and unsplit in by:
                 ratios[f"{name}_over_{unsplit.replace('-', '_')}"] = by[name] / by[unsplit]
+    return ratios
+
+
+def fastest_ratios(rows: list[dict]) -> dict[str, float]:
+    """Fastest project path over fastest peer, by precision, at batch 1 (latency) and batch N (per-call time),
+    and `fast` (PyTorch only, no export) over the fastest fp32 peer; each name says which rows won."""
+    ratios: dict[str, float | str] = {}
+    for label, key in (("b1", "latency"), ("bN", "throughput")):
+        for precision in ("fp32", "int8"):
+            own = [r for r in rows if r["precision"] == precision and r["group"] == "project"]
+            peers = [r for r in rows if r["precision"] == precision and r["group"] == "peer"]
+            if not (own and peers):
+                continue
+            best_own = min(own, key=lambda r: r[key]["median_ms"])
+            best_peer = min(peers, key=lambda r: r[key]["median_ms"])
+            name = f"{label}_fastest_{precision}_project_over_peer"
+            ratios[name] = best_own[key]["median_ms"] / best_peer[key]["median_ms"]
+            ratios[f"{name}_rows"] = f"{best_own['name']} / {best_peer['name']}"
+            fast = next((r for r in rows if r["name"] == "fast"), None)
+            if precision == "fp32" and fast is not None:
+                ratios[f"{label}_fast_over_fastest_peer_fp32"] = fast[key]["median_ms"] / best_peer[key]["median_ms"]
     return ratios
 
 

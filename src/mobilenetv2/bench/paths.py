@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mobilenetv2.bench.mobile_paths import MOBILE_PEER_PATHS, MOBILE_PROJECT_PATHS, add_mobile_paths
+
 log = logging.getLogger(__name__)
 
 Run = Callable[[np.ndarray], object]
@@ -44,8 +46,9 @@ PROJECT_PATHS = (
     "int8-openvino",
     "int8-torch-x86",
     "int8-torch-pt2e",
+    *MOBILE_PROJECT_PATHS,
 )
-PEER_PATHS = ("torchvision", "torchvision-onnxruntime", "torchvision-openvino")
+PEER_PATHS = ("torchvision", "torchvision-onnxruntime", "torchvision-openvino", *MOBILE_PEER_PATHS)
 ALL_PATHS = PROJECT_PATHS + PEER_PATHS
 
 
@@ -154,6 +157,8 @@ def build_paths(
     add("int8-openvino", "project", "openvino", "int8", lambda: openvino_run(int8_ir(need_onnx(), workdir), threads))
     add("int8-torch-x86", "project", "pytorch", "int8", lambda: torch_run(int8_torch(model, input_size)))
     add("int8-torch-pt2e", "project", "pytorch-inductor", "int8", lambda: torch_run(int8_pt2e(model, input_size)))
+    calibration = int8_calibration(input_size)
+    add_mobile_paths(add, model, input_size=input_size, threads=threads, workdir=workdir, calibration=calibration)
     add("torchvision", "peer", "pytorch", "fp32", lambda: torch_run(torchvision_eager()))
     tv_onnx = workdir / "torchvision.onnx"
     add(

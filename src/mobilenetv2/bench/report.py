@@ -31,7 +31,8 @@ def format_table(result: dict) -> str:
     ]
     summary = {k: v for k, v in result["summary"].items() if v is not None}
     if summary:
-        lines.append("Ratios (batch-1 medians): " + ", ".join(f"{k} = {v:.3f}" for k, v in summary.items()) + ".")
+        text = ", ".join(f"{k} = {v:.3f}" if isinstance(v, float) else f"{k} = {v}" for k, v in summary.items())
+        lines.append(f"Ratios of medians (b1: batch 1, bN: the throughput batch; others batch 1): {text}.")
     return "\n".join(lines) + "\n"
 
 

@@ -52,6 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
+def _segmenter_options(args: argparse.Namespace) -> dict:
+    """The segmenter's options the user gave (--aspp, --output-stride, --num-classes)."""
+    given = {"aspp": args.aspp, "output_stride": args.output_stride, "num_classes": args.num_classes}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.errors import UserError
 
@@ -62,15 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = benchmark_segmentation_memory(
             model_name=args.model,
-            options={
-                k: v
-                for k, v in (
-                    ("aspp", args.aspp),
-                    ("output_stride", args.output_stride),
-                    ("num_classes", args.num_classes),
-                )
-                if v is not None
-            },  # fmt: skip
+            options=_segmenter_options(args),
             resolution=args.resolution,
             max_splits=max(args.splits or [8]),
             out_dir=args.out,
@@ -105,15 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = benchmark_segmentation(
             model_name=args.model,
-            options={
-                k: v
-                for k, v in (
-                    ("aspp", args.aspp),
-                    ("output_stride", args.output_stride),
-                    ("num_classes", args.num_classes),
-                )
-                if v is not None
-            },  # fmt: skip
+            options=_segmenter_options(args),
             resolution=args.resolution,
             threads=args.threads,
             warmup=3 if args.warmup is None else args.warmup,

@@ -32,9 +32,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.task == "segmentation":
-        from mobilenetv2.workflows.segmentation_demo import run_demo
+        from mobilenetv2.workflows.segmentation_demo import run_demo as run_segmentation_demo
 
-        print(run_demo(out=args.out, max_steps=args.max_steps, threads=args.threads))
+        print(run_segmentation_demo(out=args.out, max_steps=args.max_steps, threads=args.threads))
         return 0
+    from mobilenetv2.workflows.demo import run_demo
+
     print(run_demo(out=args.out, max_steps=args.max_steps, threads=args.threads))
     return 0

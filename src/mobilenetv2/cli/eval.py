@@ -38,6 +38,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
 
 
+def _common(args: argparse.Namespace) -> dict:
+    """The keywords every task's evaluation of a file takes from the command line."""
+    return {
+        "split": args.split,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "device": args.device,
+        "precision": args.precision,
+        "out_dir": args.out,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.cli._segmentation import is_segmenter_file, run_eval
     from mobilenetv2.workflows.evaluate import evaluate_weights
@@ -53,12 +65,7 @@ def run(args: argparse.Namespace) -> int:
             args.weights,
             dataset=args.dataset or ("coco" if args.data else "digits-detection"),
             data=args.data,
-            split=args.split,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            device=args.device,
-            precision=args.precision,
-            out_dir=args.out,
+            **_common(args),
         )
         print(json.dumps({k: v for k, v in report.items() if k != "per_class_ap"}, indent=1))
         return 0
@@ -67,12 +74,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source,
         dataset=args.dataset or ("imagefolder" if args.data else "digits"),
         data=args.data,
-        split=args.split,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        device=args.device,
-        precision=args.precision,
-        out_dir=args.out,
+        **_common(args),
         ignore_class_mismatch=args.ignore_class_mismatch,
     )
     brief = {k: v for k, v in report.items() if k != "per_class_accuracy"}

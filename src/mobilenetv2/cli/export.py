@@ -1,16 +1,20 @@
-"""`mobilenetv2 export WEIGHTS --format onnx|openvino|torchscript`: export, run in the runtime, compare with PyTorch."""
+"""`mobilenetv2 export WEIGHTS --format onnx|openvino|torchscript|tflite|executorch`: export, run in the runtime,
+compare with PyTorch."""
 
 import argparse
 import json
 
 from mobilenetv2.cli._common import add_model_args, model_options, parse_resolution
 
+FORMATS = ("onnx", "openvino", "torchscript", "tflite", "executorch")  # mobilenetv2.export.FORMATS, without torch
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export weights to ONNX / OpenVINO IR / TorchScript, verified against PyTorch")
+    p = sub.add_parser("export", help="export to ONNX / OpenVINO / TorchScript / LiteRT / ExecuTorch, verified")
     p.add_argument("weights", nargs="?", help="a .safetensors weights file of ours (or use --model NAME)")
-    p.add_argument("--format", default="onnx", choices=["onnx", "openvino", "torchscript"], help="default onnx")
-    p.add_argument("--out", help="output file (default: WEIGHTS with .onnx / .xml / .pt)")
+    p.add_argument("--format", default="onnx", choices=list(FORMATS), help="default onnx")
+    p.add_argument("--out", help="output file (default: WEIGHTS with .onnx / .xml / .pt / .tflite / .pte)")
+    p.add_argument("--batch-size", type=int, help="tflite: the fixed batch the file is built for (default 1)")
     p.add_argument("--resolution", type=parse_resolution, help="N or HxW (default: the weights' input size)")
     p.add_argument("--int8", action="store_true", help="post-training static INT8 quantization (needs --calibration)")
     p.add_argument("--calibration", help="calibration images: an image folder (class subfolders ok), or 'digits'")
@@ -40,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         calibration=args.calibration,
         calibration_size=args.calibration_size,
         min_agreement=args.min_agreement,
+        batch_size=args.batch_size,
         nms=args.nms,
     )
     if args.json:

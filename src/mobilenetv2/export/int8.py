@@ -4,7 +4,10 @@ in the runtime of the chosen format, then checked against fp32 PyTorch on held-o
 - onnx: onnxruntime `quantize_static`, QDQ format, uint8 activations / int8 per-channel weights (7-bit range),
   min-max ranges;
 - openvino: NNCF `nncf.quantize` (symmetric per-channel int8 weights, overflow fix on every layer) on the IR;
-- torchscript: PyTorch's FX graph mode with the x86 backend (fbgemm/oneDNN kernels), traced and frozen.
+- torchscript: PyTorch's FX graph mode with the x86 backend (fbgemm/oneDNN kernels), traced and frozen;
+- tflite: litert-torch's PT2E quantizer, full integer (int8 weights per channel, int8 activations, int8 input and
+  output), run in LiteRT/XNNPACK (litert.py);
+- executorch: PT2E with ExecuTorch's XNNPACKQuantizer, lowered to XNNPACK's int8 kernels (executorch.py).
 """
 
 import logging
@@ -156,7 +159,34 @@ def save_torchscript_int8(module: nn.Module, path: Path, input_size: tuple[int, 
     return path
 
 
+def quantize_mobile(
+    model: nn.Module,
+    path: Path,
+    format: str,
+    input_size: tuple[int, int],
+    calibration: np.ndarray,
+    meta: dict,
+    batch_size: int,
+) -> Path:
+    """The on-device formats quantize from the PyTorch model (PT2E), not from an ONNX graph."""
+    if format == "tflite":
+        from mobilenetv2.export.litert import quantize_tflite
+
+        return quantize_tflite(model, path, input_size, calibration, meta, batch_size=batch_size)
+    from mobilenetv2.export.executorch import quantize_executorch
+
+    return quantize_executorch(model, path, input_size, calibration, meta)
+
+
 def runner(format: str, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    if format == "tflite":
+        from mobilenetv2.export.litert import tflite_runner
+
+        return tflite_runner(path)
+    if format == "executorch":
+        from mobilenetv2.export.executorch import executorch_runner
+
+        return executorch_runner(path)
     if format == "onnx":
         from mobilenetv2.export.onnx import ort_session
 
@@ -209,9 +239,11 @@ def export_int8(
     calibration: str,
     limit: int = 300,
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    batch_size: int | None = None,
 ) -> ExportResult:
     """Quantize `model` for `format`'s runtime with images from `calibration`; UserError (nothing written) when
-    INT8 top-1 agrees with fp32 on fewer than `min_agreement` of the held-out images."""
+    INT8 top-1 agrees with fp32 on fewer than `min_agreement` of the held-out images. `batch_size`: the fixed
+    batch of a tflite file (default 1)."""
     from mobilenetv2.export import check_output, staged_export
     from mobilenetv2.export.onnx import export_onnx
     from mobilenetv2.preprocessing import default_preprocessing
@@ -221,7 +253,7 @@ def export_int8(
     preprocessing = meta.preprocessing if meta is not None else default_preprocessing(input_size)
     if tuple(preprocessing.input_size) != tuple(input_size):
         preprocessing = default_preprocessing(input_size)
-    if format not in ("onnx", "openvino", "torchscript"):
+    if format not in ("onnx", "openvino", "torchscript", "tflite", "executorch"):
         raise UserError(f"unknown format {format!r}")
     if not 0 <= min_agreement <= 1:
         raise UserError(f"--min-agreement must be in [0, 1], got {min_agreement}")
@@ -230,7 +262,9 @@ def export_int8(
     meta = export_metadata(model, input_size) | {"precision": "int8"}
     with staged_export(path) as staged:
         with tempfile.TemporaryDirectory() as tmp:
-            if format == "onnx":
+            if format in ("tflite", "executorch"):
+                quantize_mobile(model, staged, format, input_size, data.calibration, meta, batch_size or 1)
+            elif format == "onnx":
                 fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=input_size)
                 quantize_onnx(fp32, staged, data.calibration, meta)
             elif format == "openvino":

@@ -2,7 +2,9 @@
 
 The same facts our weights files hold, stored where each format keeps free-form data: ONNX `metadata_props`
 (key "mobilenetv2"), OpenVINO's model `rt_info` (key "mobilenetv2"), TorchScript's extra files
-("mobilenetv2.json"). The value is one JSON object. `read_metadata(path)` reads it back from any of them.
+("mobilenetv2.json"), the TF-Lite flatbuffer's metadata table (name "mobilenetv2"), and an ExecuTorch constant
+method ("mobilenetv2", returning the JSON string). The value is one JSON object. `read_metadata(path)` reads it
+back from any of them.
 """
 
 import json
@@ -50,7 +52,8 @@ def torchscript_extra_files(meta: dict[str, Any]) -> dict[str, str]:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The header of an exported .onnx, .xml (OpenVINO IR) or .pt (TorchScript) file; None when it has none."""
+    """The header of an exported .onnx, .xml (OpenVINO IR), .pt (TorchScript), .tflite (LiteRT) or .pte
+    (ExecuTorch) file; None when it has none."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such file: {path}")
@@ -72,6 +75,14 @@ def read_metadata(path: str | Path) -> dict[str, Any] | None:
             warnings.simplefilter("ignore", category=FutureWarning)
             torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         text = extra[TORCHSCRIPT_FILE] or None
+    elif path.suffix == ".tflite":
+        from mobilenetv2.export.litert import read_tflite_metadata
+
+        text = read_tflite_metadata(path)
+    elif path.suffix == ".pte":
+        from mobilenetv2.export.executorch import read_executorch_metadata
+
+        text = read_executorch_metadata(path)
     else:
-        raise UserError(f"{path}: not an export (.onnx, .xml or .pt)")
+        raise UserError(f"{path}: not an export (.onnx, .xml, .pt, .tflite or .pte)")
     return json.loads(text) if text else None

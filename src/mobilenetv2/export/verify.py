@@ -63,9 +63,10 @@ def check_close(
     format: str,
     input_size: tuple[int, int],
     tolerance: float = FP32_TOLERANCE,
+    batch: int = VERIFY_BATCH,
 ) -> ExportResult:
     """Run `run` (the exported model in its runtime) and PyTorch on one input; UserError beyond `tolerance`."""
-    x = verification_input(input_size)
+    x = verification_input(input_size, batch=batch)
     diff = max_abs_diff(reference_logits(model, x), run(x.numpy()))
     if not diff <= tolerance:
         raise UserError(

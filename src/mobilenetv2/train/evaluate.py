@@ -1,6 +1,7 @@
 """Evaluation sums over a loader: loss, top-1/top-5 hits and the confusion matrix, reducible across processes."""
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -33,6 +34,23 @@ class EvalResult:
         ]
 
 
+def forward_batches(
+    model: nn.Module, loader: DataLoader, *, rt: Runtime, precision: str, channels_last: bool, skipped: list[str]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(float32 model output, targets) on the device for every non-empty batch of `loader`, under autocast;
+    the files a batch could not read are appended to `skipped`. Every task's evaluation runs through this."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    for batch in loader:
+        skipped += batch.skipped
+        if len(batch) == 0:
+            continue
+        x = batch.images.to(rt.device, memory_format=memory_format, non_blocking=True)
+        y = batch.targets.to(rt.device)
+        with autocast(precision, rt.device):
+            logits = model(x)
+        yield logits.float(), y
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -49,17 +67,10 @@ def evaluate(
     sums = torch.zeros(4, dtype=torch.float64)  # loss, top-1 hits, top-5 hits, images
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     skipped: list[str] = []
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     start = time.perf_counter()
-    for batch in loader:
-        skipped += batch.skipped
-        if len(batch) == 0:
-            continue
-        x = batch.images.to(rt.device, memory_format=memory_format, non_blocking=True)
-        y = batch.targets.to(rt.device)
-        with autocast(precision, rt.device):
-            logits = model(x)
-        logits = logits.float()
+    for logits, y in forward_batches(
+        model, loader, rt=rt, precision=precision, channels_last=channels_last, skipped=skipped
+    ):
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices  # (B, k)
         hits = top == y[:, None]

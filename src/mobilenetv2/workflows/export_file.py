@@ -39,6 +39,7 @@ def export_from_file(
     calibration: str | None = None,
     calibration_size: int = 300,
     min_agreement: float = 0.95,
+    batch_size: int | None = None,
     nms: bool = False,
 ) -> ExportResult:
     """Export weights (ours) or a fresh `model_name`; `input_size` defaults to the weights' preprocessing."""
@@ -47,6 +48,8 @@ def export_from_file(
 
     if format not in FORMATS:
         raise UserError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
+    if batch_size is not None and format != "tflite":
+        raise UserError(f"--batch-size applies to --format tflite (a fixed batch); {format} takes any batch")
     if calibration is not None and not int8:
         raise UserError("--calibration only applies with --int8")
     if int8 and not 0 <= min_agreement <= 1:
@@ -61,7 +64,7 @@ def export_from_file(
         input_size = tuple(meta_of(model).preprocessing.input_size)
     check_resolution(model, input_size)
     if not int8:
-        return export_model(model, path, format=format, input_size=input_size, nms=nms)
+        return export_model(model, path, format=format, input_size=input_size, batch_size=batch_size, nms=nms)
     from mobilenetv2.export.int8 import export_int8
 
     return export_int8(
@@ -72,4 +75,5 @@ def export_from_file(
         calibration=calibration,
         limit=calibration_size,
         min_agreement=min_agreement,
+        batch_size=batch_size,
     )

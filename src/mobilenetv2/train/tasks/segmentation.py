@@ -22,7 +22,8 @@ from mobilenetv2.data.segmentation import IGNORE_INDEX, segmentation_split
 from mobilenetv2.errors import UserError
 from mobilenetv2.preprocessing import SIGNED_UNIT_MEAN, SIGNED_UNIT_STD, Preprocessing
 from mobilenetv2.segmentation.metrics import ConfusionMatrix, segmentation_metrics
-from mobilenetv2.train.runtime import Runtime, all_gather_strings, all_sum, autocast
+from mobilenetv2.train.evaluate import forward_batches
+from mobilenetv2.train.runtime import Runtime, all_gather_strings, all_sum
 from mobilenetv2.train.task import Evaluation, Task
 
 log = logging.getLogger(__name__)
@@ -119,21 +120,15 @@ class SegmentationTask(Task):
         cm = ConfusionMatrix(model.num_classes)
         loss_sum = torch.zeros(2, dtype=torch.float64)
         skipped: list[str] = []
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         start = time.perf_counter()
+        batches = forward_batches(
+            model, loader, rt=rt, precision=precision, channels_last=channels_last, skipped=skipped
+        )
         with torch.no_grad():
-            for batch in loader:
-                skipped += batch.skipped
-                if len(batch) == 0:
-                    continue
-                x = batch.images.to(rt.device, memory_format=memory_format, non_blocking=True)
-                y = batch.targets.to(rt.device)
-                with autocast(precision, rt.device):
-                    logits = model(x)
-                logits = logits.float()
+            for logits, y in batches:
                 if (y != IGNORE_INDEX).any():
-                    loss_sum[0] += float(F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)) * len(batch)
-                loss_sum[1] += len(batch)
+                    loss_sum[0] += float(F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)) * len(y)
+                loss_sum[1] += len(y)
                 cm.update(logits.argmax(1), y)
         model.train(was_training)
         cm.counts = all_sum(cm.counts.double(), rt).round().long()

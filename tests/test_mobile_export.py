@@ -1,0 +1,154 @@
+"""LiteRT (.tflite) and ExecuTorch (.pte) exports: run in their own runtimes, match PyTorch, carry the header.
+
+Their converters are optional extras (`mobilenetv2[tflite]`, `mobilenetv2[executorch]`), not part of `dev`: where
+one is absent its tests skip with the reason. Conversions take tens of seconds even at width 0.35, 32 px."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+import mobilenetv2
+from conftest import randomize_bn_
+from mobilenetv2.cli import main
+from mobilenetv2.data.build import dataset_preprocessing
+from mobilenetv2.errors import UserError
+from mobilenetv2.export import export_model, read_metadata
+from mobilenetv2.meta import set_meta
+
+SIZE = (32, 40)
+
+
+def installed(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+needs_litert = pytest.mark.skipif(
+    not installed("litert_torch", "ai_edge_litert"),
+    reason="litert-torch / ai-edge-litert not installed (pip install 'mobilenetv2[tflite]')",
+)
+needs_executorch = pytest.mark.skipif(
+    not installed("executorch"), reason="executorch not installed (pip install 'mobilenetv2[executorch]')"
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    model = mobilenetv2.create_model("mobilenet_v2", width=0.35, num_classes=10)
+    randomize_bn_(model)
+    with torch.no_grad():  # logits of a few units, so 1e-4 is a real bound
+        model.classifier[1].weight.normal_(0, 0.5)
+    meta = model.meta.replace(
+        preprocessing=dataset_preprocessing("digits", "torchvision", SIZE),
+        class_names=[f"digit {i}" for i in range(10)],
+    )
+    return set_meta(model, meta).eval()
+
+
+def logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+@needs_litert
+def test_tflite_matches_pytorch_and_carries_the_header(model, tmp_path):
+    from mobilenetv2.export.litert import interpreter, run_tflite
+
+    result = export_model(model, tmp_path / "m.tflite", format="tflite", input_size=SIZE)
+    assert result.max_abs_diff <= 1e-4 and sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
+    assert list(interpreter(result.path).get_input_details()[0]["shape"]) == [1, 3, *SIZE]
+    x = np.random.default_rng(1).standard_normal((3, 3, *SIZE)).astype(np.float32)  # the batch-1 file, resized
+    expected = logits(model, x)
+    assert np.abs(expected).max() > 1.0
+    np.testing.assert_allclose(run_tflite(result.path, x), expected, rtol=0, atol=1e-4)
+    meta = read_metadata(result.path)
+    assert meta["class_names"] == list(model.meta.class_names) and meta["input_size"] == list(SIZE)
+    assert meta["batch_size"] == 1
+
+
+@needs_executorch
+def test_executorch_matches_pytorch_at_any_batch_and_carries_the_header(model, tmp_path):
+    from mobilenetv2.export.executorch import run_executorch
+
+    result = export_model(model, tmp_path / "m.pte", format="executorch", input_size=SIZE)
+    assert result.max_abs_diff <= 1e-4 and sorted(p.name for p in tmp_path.iterdir()) == ["m.pte"]
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, *SIZE)).astype(np.float32)
+        np.testing.assert_allclose(run_executorch(result.path, x), logits(model, x), rtol=0, atol=1e-4)
+    meta = read_metadata(result.path)
+    assert meta["architecture"] == "mobilenet_v2" and meta["options"]["width"] == 0.35
+    assert meta["preprocessing"]["mean"] == list(model.meta.preprocessing.mean)
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "executorch"])
+def test_a_failed_check_leaves_the_old_file(model, tmp_path, monkeypatch, fmt):
+    """Written beside the target and renamed only once verified: a bad export never replaces a good file."""
+    import mobilenetv2.export.verify as verify
+
+    target = tmp_path / f"m.{'tflite' if fmt == 'tflite' else 'pte'}"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(verify, "max_abs_diff", lambda expected, actual: 1.0)
+    writer = "mobilenetv2.export.litert.export_tflite" if fmt == "tflite" else "mobilenetv2.export.executorch"
+    if fmt == "tflite":
+        monkeypatch.setattr(writer, lambda model, path, *, input_size, batch_size=1: path.write_bytes(b"new"))
+        monkeypatch.setattr("mobilenetv2.export.litert.run_tflite", lambda path, x: x)
+    else:
+        monkeypatch.setattr(f"{writer}.export_executorch", lambda model, path, *, input_size: path.write_bytes(b"new"))
+        monkeypatch.setattr(f"{writer}.run_executorch", lambda path, x: x)
+    with pytest.raises(UserError, match="differs from PyTorch"):
+        export_model(model, target, format=fmt, input_size=SIZE)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+@needs_litert
+@pytest.mark.slow
+def test_tflite_int8_is_full_integer_and_reports_agreement(model, tmp_path, capsys):
+    from mobilenetv2.export.litert import interpreter
+
+    weights = mobilenetv2.save(model, tmp_path / "w.safetensors")
+    argv = ["export", str(weights), "--format", "tflite", "--int8", "--calibration", "digits"]
+    assert main([*argv, "--calibration-size", "16", "--min-agreement", "0", "--json"]) == 0
+    assert '"top1_agreement"' in capsys.readouterr().out
+    it = interpreter(tmp_path / "w.int8.tflite")
+    assert it.get_input_details()[0]["dtype"] == np.int8 and it.get_output_details()[0]["dtype"] == np.int8
+    meta = read_metadata(tmp_path / "w.int8.tflite")
+    assert meta["precision"] == "int8" and meta["class_names"] == list(model.meta.class_names)
+
+
+@needs_executorch
+@pytest.mark.slow
+def test_executorch_int8_reports_agreement(model, tmp_path):
+    from mobilenetv2.export.int8 import export_int8
+
+    result = export_int8(
+        model, tmp_path / "m.int8.pte", format="executorch", input_size=SIZE, calibration="digits", limit=16,
+        min_agreement=0,
+    )  # fmt: skip
+    assert result.precision == "int8" and result.details["images"] == 360 and 0 <= result.top1_agreement <= 1
+    assert read_metadata(result.path)["precision"] == "int8"
+
+
+def test_cli_batch_size_is_only_for_tflite(capsys):
+    assert main(["export", "--model", "mobilenet_v2_035", "--batch-size", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size applies to --format tflite" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(installed("litert_torch"), reason="litert-torch is installed here")
+def test_missing_converter_is_one_line_naming_the_extra(capsys):
+    assert main(["export", "--model", "mobilenet_v2_035", "--format", "tflite", "--resolution", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "mobilenetv2[tflite]" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(installed("litert_torch") and installed("tensorflow"), reason="the runtimes are installed here")
+def test_bench_leaves_out_absent_runtimes_with_the_reason(tmp_path, caplog):
+    from mobilenetv2.bench.latency import benchmark_latency
+
+    paths = ["eager", "litert" if not installed("litert_torch") else "keras-tflite", "keras-tflite"]
+    result = benchmark_latency(
+        model_name="mobilenet_v2_035", resolution=(32, 32), batch_size=2, paths=paths, warmup=1, rounds=1, block=1
+    )
+    assert [r["name"] for r in result["rows"]] == ["eager"]
+    assert "keras-tflite left out" in caplog.text
