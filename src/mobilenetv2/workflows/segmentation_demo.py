@@ -1,6 +1,6 @@
 """`mobilenetv2 demo --task segmentation`: Mobile DeepLabv3 trained from scratch on the built-in digit scenes.
 
-Trains `deeplabv3_mobilenet_v2` (width DEMO_WIDTH, output stride 8, a DEMO_HEAD-channel head) with the
+Trains `deeplabv3_mobilenet_v2` (the recipe's width, output stride and head size) with the
 `digits-segmentation` recipe through the one training loop, evaluates the weights file on the held-out scenes
 (scenes of digits the training scenes never show), and writes report.md with the curves, the per-class IoU
 and overlays of held-out scenes (image | truth | prediction).
