@@ -97,6 +97,13 @@ class Task:
     def num_classes(self, train: Source) -> int:
         return len(train.class_names)
 
+    def model_options(self) -> dict[str, Any]:
+        """The model keywords the run gives: its model options, with `--dropout` unless they set it."""
+        options = dict(self.cfg.model_options)
+        if self.cfg.dropout is not None:
+            options.setdefault("dropout", self.cfg.dropout)
+        return options
+
     def build_model(self, num_classes: int) -> nn.Module:
         raise NotImplementedError
 

@@ -72,9 +72,7 @@ class ClassificationTask(Task):
         from mobilenetv2.weights import load
 
         cfg = self.cfg
-        options = dict(cfg.model_options)
-        if cfg.dropout is not None:
-            options.setdefault("dropout", cfg.dropout)
+        options = self.model_options()
         if cfg.weights:
             model = load(cfg.weights)
             meta = meta_of(model)

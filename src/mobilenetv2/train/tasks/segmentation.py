@@ -88,9 +88,7 @@ class SegmentationTask(Task):
         from mobilenetv2.weights import load
 
         cfg = self.cfg
-        options = dict(cfg.model_options)
-        if cfg.dropout is not None:
-            options.setdefault("dropout", cfg.dropout)
+        options = self.model_options()
         if cfg.weights:
             model = load(cfg.weights)
             if getattr(model, "num_classes", None) != num_classes:
