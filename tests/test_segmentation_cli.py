@@ -105,6 +105,8 @@ def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, monkeypatch):
     report = run_demo(out=tmp_path / "demo", max_steps=2, scenes=32)
     text = report.read_text()
     assert "held-out mIoU" in text and (tmp_path / "demo" / "overlays.png").is_file()
+    assert (tmp_path / "demo" / "backbone" / "model.safetensors").is_file()  # the classifier stage
+    assert "held-out evaluation" in json.loads((tmp_path / "demo" / "demo.json").read_text())["stages_seconds"]
     assert json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())["images"] == 8
 
 
