@@ -114,3 +114,21 @@ def test_the_split_plan_is_read_without_building_a_fast_model(small):
     model, x = small
     fast = mobilenetv2.for_inference(model, splits=5, engine="eager")
     assert split_plan(model, (224, 224), 5) == dict(zip(fast.op_names(), fast.op_splits(), strict=True))
+
+
+@pytest.mark.slow
+def test_segmenter_memory_bench_has_a_storage_and_an_rss_column(tmp_path):
+    from mobilenetv2.bench.segmentation import benchmark_segmentation_memory, format_segmentation_memory
+
+    result = benchmark_segmentation_memory(
+        model_name="deeplabv3_mobilenet_v2",
+        options={"width": 0.35},
+        resolution=(64, 96),
+        max_splits=1,
+        out_dir=tmp_path,
+    )
+    rows = [*result["peers"].values(), result["ours_eager"], result["splits"]["1"]]
+    assert all(row["peak_bytes"] > 0 and row["peak_rss_increase_bytes"] >= 0 for row in rows)
+    assert result["splits"]["1"]["max_abs_diff"] < 1e-4
+    table = format_segmentation_memory(json.loads((tmp_path / "memory.json").read_text()))
+    assert "peak RSS MB" in table and "ours for_inference splits=1" in table

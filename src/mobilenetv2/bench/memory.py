@@ -194,7 +194,6 @@ def rss_child(model_name: str, resolution: int, path: str, splits: int) -> dict[
     ru_maxrss is not used: Linux keeps it across exec, so a child starts with its parent's peak."""
     import torchvision
 
-    from mobilenetv2.allocator import trim_heap
     from mobilenetv2.infer import for_inference
     from mobilenetv2.registry import create_model
 
@@ -204,11 +203,21 @@ def rss_child(model_name: str, resolution: int, path: str, splits: int) -> dict[
     else:
         run = for_inference(model, splits=splits, engine="eager" if path == "fast-eager" else "auto")
     x = torch.randn(1, 3, resolution, resolution)
+    # The graph engine compiles per input shape, over its first two calls.
+    return peak_rss_increase(run, x, compile_calls=2 if path == "fast" else 0)
+
+
+def peak_rss_increase(run, x: torch.Tensor, *, compile_calls: int = 0) -> dict[str, int]:
+    """The process's peak RSS increase over one `run(x)` (VmHWM reset just before it), after a 64x64 warm-up
+    and `compile_calls` full-size calls whose leftovers count (the freed heap is trimmed first)."""
+    from mobilenetv2.allocator import trim_heap
+
     with torch.inference_mode():
         run(torch.randn(1, 3, 64, 64))
         before = _status_kib("VmRSS")
-        if path == "fast":  # the graph engine compiles per input shape, over its first two calls
-            run(x), run(x)
+        for _ in range(compile_calls):
+            run(x)
+        if compile_calls:
             # Profiling and compiling leave ~250 MB of freed heap behind at 2048x2048: hand it back, as a
             # server would once after compiling its shapes.
             trim_heap()

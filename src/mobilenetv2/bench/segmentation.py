@@ -3,9 +3,14 @@ MobileNetV3 segmenters (LR-ASPP and DeepLabv3, random weights), eager PyTorch an
 and multiply-adds (convolutions only, counted by hooks on the same input) in the table.
 
 Timing as the classification bench (latency.py): warm-up calls, then interleaved blocks of timed calls.
+`bench --memory` reports both the peak of live tensor storages (memory.py's `LiveBytes`) and each path's process
+peak RSS, the latter in a fresh process per path (memory.py's `peak_rss_increase`).
 """
 
+import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -138,11 +143,13 @@ def benchmark_segmentation_memory(
     options: dict,
     resolution: tuple[int, int],
     max_splits: int = 8,
+    rss: bool = True,
     out_dir: str | Path | None = None,
 ) -> dict:
     """Peak live activation bytes (fp32, batch 1, every tensor storage counted as `bench --memory` counts
     them) of our segmenter under for_inference(splits=1..max_splits) and of torchvision's MobileNetV3
-    segmenters (eager), all at `resolution` (H, W); our outputs are checked against the plain model."""
+    segmenters (eager), all at `resolution` (H, W); our outputs are checked against the plain model. With
+    `rss`, each row also gets `peak_rss_increase_bytes`, measured in a fresh process (see `rss_child`)."""
     from mobilenetv2.bench.memory import measure_forward
     from mobilenetv2.infer import for_inference
     from mobilenetv2.registry import create_model
@@ -167,6 +174,11 @@ def benchmark_segmentation_memory(
             row[f"ratio_to_{peer}"] = round(row["peak_bytes"] / measured["peak_bytes"], 4)
     for measured in (*result["peers"].values(), result["ours_eager"]):
         measured.pop("per_op", None)
+    if rss:
+        rows = {**{p: result["peers"][p] for p in PEERS}, "eager": result["ours_eager"]}
+        rows |= {f"splits_{t}": row for t, row in result["splits"].items()}
+        for path, row in rows.items():
+            row["peak_rss_increase_bytes"] = measure_rss(model_name, options, resolution, path)
     if out_dir:
         from mobilenetv2.train.records import write_json
 
@@ -177,20 +189,71 @@ def benchmark_segmentation_memory(
     return result
 
 
+def measure_rss(model_name: str, options: dict, resolution: tuple[int, int], path: str) -> int:
+    """Peak RSS increase (bytes) of one forward of `path` (a peer's name, "eager" or "splits_<t>") at
+    `resolution`, in a fresh process: a process's high-water mark only ever grows, so paths cannot share one."""
+    h, w = resolution
+    module = "mobilenetv2.bench.segmentation"
+    command = [sys.executable, "-m", module, model_name, json.dumps(options), f"{h}x{w}", path]
+    log.info("peak RSS: %s at %dx%d", path, h, w)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"RSS child failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak_increase_bytes"]
+
+
+def rss_child(model_name: str, options: dict, resolution: tuple[int, int], path: str) -> dict[str, int]:
+    """In a fresh process: build the path (weights from seed 0, as the parent), then measure one forward.
+
+    glibc's mmap and trim thresholds are pinned at their initial 128 KiB (which also stops their adaptation):
+    every large tensor is then an mmap returned to the OS when freed, so the RSS follows the live tensors.
+    With the adaptive default, freed tensors may stay in the heap depending on the allocation history: the
+    same split path measured 342-406 MB at 1024x2048 over three runs, against a stable 201 MB pinned."""
+    from mobilenetv2.allocator import GLIBC_DEFAULT, set_thresholds
+    from mobilenetv2.bench.memory import peak_rss_increase
+    from mobilenetv2.infer import for_inference
+    from mobilenetv2.registry import create_model
+
+    set_thresholds(GLIBC_DEFAULT, GLIBC_DEFAULT)
+    torch.manual_seed(0)
+    ours = create_model(model_name, **options).eval()
+    if path in PEERS:
+        run = torchvision_segmenter(path, ours.num_classes)
+    elif path == "eager":
+        run = ours
+    elif path.startswith("splits_"):
+        run = for_inference(ours, splits=int(path.removeprefix("splits_")), engine="eager")
+    else:
+        raise ValueError(f"unknown RSS path {path!r}")
+    return peak_rss_increase(run, torch.randn(1, 3, *resolution))
+
+
 def format_segmentation_memory(result: dict) -> str:
     h, w = result["resolution"]
+    lr, dl = (result["peers"][p] for p in PEERS)
+    has_rss = "peak_rss_increase_bytes" in lr
     lines = [
-        f"peak live activations at {h}x{w}, batch 1, fp32 (input and weights excluded)",
-        "| path | peak MB | vs LR-ASPP | vs DeepLabv3-MNv3 | max abs diff |",
-        "|---|---|---|---|---|",
+        f"peak live activations (input and weights excluded){' and process peak RSS increase' if has_rss else ''} "
+        f"at {h}x{w}, batch 1, fp32",
+        "| path | peak MB | vs LR-ASPP | vs DeepLabv3-MNv3 |"
+        + (" peak RSS MB | vs LR-ASPP | vs DeepLabv3-MNv3 |" if has_rss else "")
+        + " max abs diff |",
+        "|---|---|---|---|" + ("---|---|---|" if has_rss else "") + "---|",
     ]
-    lr, dl = (result["peers"][p]["peak_bytes"] for p in PEERS)
-    rows = [(f"torchvision {p}", m["peak_bytes"], None) for p, m in result["peers"].items()]
-    rows.append(("ours eager", result["ours_eager"]["peak_bytes"], None))
-    rows += [
-        (f"ours for_inference splits={t}", r["peak_bytes"], r["max_abs_diff"]) for t, r in result["splits"].items()
-    ]
-    for name, peak, diff in rows:
-        shown = "-" if diff is None else f"{diff:.1e}"
-        lines.append(f"| {name} | {peak / 1e6:.1f} | {peak / lr:.3f} | {peak / dl:.3f} | {shown} |")
+    rows = [(f"torchvision {p}", m, None) for p, m in result["peers"].items()]
+    rows.append(("ours eager", result["ours_eager"], None))
+    rows += [(f"ours for_inference splits={t}", r, r["max_abs_diff"]) for t, r in result["splits"].items()]
+    for name, row, diff in rows:
+        cells = [f"{row['peak_bytes'] / 1e6:.1f}", *(f"{row['peak_bytes'] / p['peak_bytes']:.3f}" for p in (lr, dl))]
+        if has_rss:
+            rss = row["peak_rss_increase_bytes"]
+            cells += [f"{rss / 1e6:.0f}", *(f"{rss / p['peak_rss_increase_bytes']:.3f}" for p in (lr, dl))]
+        cells.append("-" if diff is None else f"{diff:.1e}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    name, options, size, which = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+    h, w = (int(v) for v in size.split("x"))
+    print(json.dumps(rss_child(name, options, (h, w), which)))
