@@ -48,7 +48,14 @@ PROJECT_PATHS = (
     "int8-torch-pt2e",
     *MOBILE_PROJECT_PATHS,
 )
-PEER_PATHS = ("torchvision", "torchvision-onnxruntime", "torchvision-openvino", *MOBILE_PEER_PATHS)
+PEER_PATHS = (
+    "torchvision",
+    "torchvision-onnxruntime",
+    "torchvision-openvino",
+    "int8-torchvision-onnxruntime",
+    "int8-torchvision-openvino",
+    *MOBILE_PEER_PATHS,
+)
 ALL_PATHS = PROJECT_PATHS + PEER_PATHS
 
 
@@ -94,6 +101,16 @@ def torchvision_onnx(input_size: tuple[int, int], path: Path) -> Path:
             dynamic_axes={"input": {0: "batch"}},
         )
     return path
+
+
+def torchvision_qdq(fp32: Path, path: Path, calibration: np.ndarray) -> Path:
+    """The INT8 peer: torchvision's ONNX export quantized by onnxruntime's `quantize_static` to QDQ, with the same
+    settings and calibration images as our `int8-onnxruntime` row (export/int8.py): what a torchvision user
+    shipping ONNX does, so the rows differ by the graph only. OpenVINO runs the same QDQ file (it executes the
+    Q/DQ pairs as int8 kernels)."""
+    from mobilenetv2.export.int8 import quantize_onnx
+
+    return quantize_onnx(fp32, path, calibration)
 
 
 def int8_calibration(input_size: tuple[int, int], count: int = 32) -> np.ndarray:
@@ -160,21 +177,18 @@ def build_paths(
     calibration = int8_calibration(input_size)
     add_mobile_paths(add, model, input_size=input_size, threads=threads, workdir=workdir, calibration=calibration)
     add("torchvision", "peer", "pytorch", "fp32", lambda: torch_run(torchvision_eager()))
-    tv_onnx = workdir / "torchvision.onnx"
-    add(
-        "torchvision-onnxruntime",
-        "peer",
-        "onnxruntime",
-        "fp32",
-        lambda: ort_run(tv_onnx if tv_onnx.exists() else torchvision_onnx(input_size, tv_onnx), threads),
-    )
-    add(
-        "torchvision-openvino",
-        "peer",
-        "openvino",
-        "fp32",
-        lambda: openvino_run(tv_onnx if tv_onnx.exists() else torchvision_onnx(input_size, tv_onnx), threads),
-    )
+    tv_onnx, tv_qdq = workdir / "torchvision.onnx", workdir / "torchvision.int8.onnx"
+
+    def need_tv_onnx() -> Path:
+        return tv_onnx if tv_onnx.exists() else torchvision_onnx(input_size, tv_onnx)
+
+    def need_tv_qdq() -> Path:
+        return tv_qdq if tv_qdq.exists() else torchvision_qdq(need_tv_onnx(), tv_qdq, calibration)
+
+    add("torchvision-onnxruntime", "peer", "onnxruntime", "fp32", lambda: ort_run(need_tv_onnx(), threads))
+    add("torchvision-openvino", "peer", "openvino", "fp32", lambda: openvino_run(need_tv_onnx(), threads))
+    add("int8-torchvision-onnxruntime", "peer", "onnxruntime", "int8", lambda: ort_run(need_tv_qdq(), threads))
+    add("int8-torchvision-openvino", "peer", "openvino", "int8", lambda: openvino_run(need_tv_qdq(), threads))
     return built
 
 
