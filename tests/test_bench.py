@@ -114,3 +114,14 @@ def test_bench_int8_peers_run_torchvisions_qdq_export(tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
     x = np.zeros((2, 3, 32, 32), dtype=np.float32)
     assert all(len(p.run(x)) == 1 for p in built)
+
+
+def test_bench_waits_for_the_load_to_fall_before_timing(monkeypatch):
+    from mobilenetv2.bench import latency
+
+    loads = iter([5.0, 4.0, 2.0, 9.0])
+    monkeypatch.setattr(latency.os, "getloadavg", lambda: (next(loads), 0.0, 0.0))
+    assert latency.wait_for_load(2.5, poll_s=0) == 2.0
+    monkeypatch.setattr(latency.os, "getloadavg", lambda: (7.0, 0.0, 0.0))
+    assert latency.wait_for_load(2.5, timeout_s=0, poll_s=0) == 7.0  # gives up, times anyway
+    assert latency.wait_for_load(None) == 7.0
