@@ -37,23 +37,8 @@ HEADERS = (
 )
 
 
-def time_tflite(path: Path, *, repeats: int, warmup: int = 3, threads: int = 1) -> tuple[float, float]:
-    """(median, min) ms of one batch-1 invoke of the file on `threads` XNNPACK threads."""
-    from mobilenetv2.export.litert import tflite_runner
-
-    run = tflite_runner(path, threads=threads)
-    x = np.random.default_rng(0).standard_normal((1, 3, RESOLUTION, RESOLUTION)).astype(np.float32)
-    for _ in range(warmup):
-        run(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(x)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2), round(min(times), 2)
-
-
-def measure_row(row, *, repeats: int, workdir: Path) -> dict:
+def convert_row(row, workdir: Path) -> tuple[dict, Path | None]:
+    """The row's facts and its verified .tflite file (None, with the converter's error in the row, if refused)."""
     from mobilenetv2.export import export_model
 
     model = create_model(row.model).eval()
@@ -68,11 +53,38 @@ def measure_row(row, *, repeats: int, workdir: Path) -> dict:
         path = export_model(model, workdir / f"{row.model}.tflite", format="tflite", input_size=(224, 224)).path
     except Exception as exc:  # the converter's own error, kept in the row (the other models still run)
         log.warning("%s: litert-torch could not convert it (%s)", row.model, exc)
-        return result | {"litert_ms": None, "litert_min_ms": None, "error": str(exc).splitlines()[0][:200]}
-    convert_s = time.perf_counter() - start
-    median, minimum = time_tflite(path, repeats=repeats)
-    log.info("%s: LiteRT %.2f ms (median of %d, 1 thread; converted in %.0f s)", row.model, median, repeats, convert_s)
-    return result | {"litert_ms": median, "litert_min_ms": minimum, "convert_seconds": round(convert_s, 1)}
+        return result | {"error": str(exc).splitlines()[0][:200]}, None
+    log.info("%s: converted and verified in %.0f s", row.model, time.perf_counter() - start)
+    return result | {"convert_seconds": round(time.perf_counter() - start, 1)}, path
+
+
+def time_interleaved(paths: list[Path], *, repeats: int, warmup: int = 3, threads: int = 1) -> list[list[float]]:
+    """Milliseconds of `repeats` batch-1 invokes of each file on `threads` XNNPACK threads, in rounds (one invoke
+    of every file per round), so that a change in the machine's load reaches every model alike."""
+    from mobilenetv2.export.litert import tflite_runner
+
+    runs = [tflite_runner(p, threads=threads) for p in paths]
+    x = np.random.default_rng(0).standard_normal((1, 3, RESOLUTION, RESOLUTION)).astype(np.float32)
+    for run in runs:
+        for _ in range(warmup):
+            run(x)
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, spent in zip(runs, times, strict=True):
+            start = time.perf_counter()
+            run(x)
+            spent.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def measure(rows, *, repeats: int, workdir: Path) -> list[dict]:
+    converted = [convert_row(row, workdir) for row in rows]
+    ready = [(r, p) for r, p in converted if p is not None]
+    times = time_interleaved([p for _, p in ready], repeats=repeats)
+    for (r, _), spent in zip(ready, times, strict=True):
+        r |= {"litert_ms": round(statistics.median(spent), 2), "litert_min_ms": round(min(spent), 2)}
+        log.info("%s: LiteRT %.2f ms (median of %d, 1 thread)", r["model"], r["litert_ms"], repeats)
+    return [r | {"litert_ms": r.get("litert_ms"), "litert_min_ms": r.get("litert_min_ms")} for r, _ in converted]
 
 
 def ratio(value: float | None, reference: float | None) -> str:
@@ -89,10 +101,9 @@ def table4_litert(*, out_dir: str | Path, repeats: int = 20, models: Sequence[st
     picked = [row for row in TABLE_4 if models is None or row.model in models]
     if not picked:
         raise ValueError(f"no Table 4 row for {models}; known: {', '.join(r.model for r in TABLE_4)}")
-    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-table4-") as tmp:
-        rows = [measure_row(row, repeats=repeats, workdir=Path(tmp)) for row in picked]
-    cpu, load_after = machine(), load_average()
+        rows = measure(picked, repeats=repeats, workdir=Path(tmp))
+    cpu, load = machine(), load_average()
     ref = next((r for r in rows if r["model"] == REFERENCE), None)
     cells = [
         [
@@ -110,13 +121,14 @@ def table4_litert(*, out_dir: str | Path, repeats: int = 20, models: Sequence[st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "table4_litert.csv", list(rows[0]), [[r.get(k) for k in rows[0]] for r in rows])
-    summary = {"machine": cpu, "load_average": [load_before, load_after], "threads": 1, "rows": rows}
+    summary = {"machine": cpu, "load_average": load, "threads": 1, "rows": rows}
     write_text_atomic(out / "table4_litert.json", json.dumps(summary, indent=1))
     notes = [
         f"Ours at {RESOLUTION}x{RESOLUTION}, fp32, random weights (speed does not depend on them), converted by "
         "litert-torch (`mobilenetv2 export --format tflite`, verified within 1e-4 of PyTorch) and run batch 1 "
         f"in ai-edge-litert's interpreter, XNNPACK delegate, 1 thread; median of {repeats} invokes after 3 "
-        f"warm-up invokes, on {cpu} (1-minute load average {load_before} before, {load_after} after).",
+        "warm-up invokes, in rounds of one invoke per model (a load change reaches every model alike), on "
+        f"{cpu} (1-minute load average {load} at the end).",
         "Pixel 1 ms: the paper's Table 4 (TF-Lite, one large core of a Google Pixel 1). Different hardware: "
         "compare the ratio columns (each model's time over MobileNetV2 1.0's).",
     ]
