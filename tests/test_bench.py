@@ -102,11 +102,12 @@ def test_bench_int8_peers_run_torchvisions_qdq_export(tmp_path):
     import mobilenetv2
     from mobilenetv2.bench.paths import build_paths
 
-    names = ["int8-onnxruntime", "int8-torchvision-onnxruntime", "int8-torchvision-openvino"]
+    names = ["int8-onnxruntime", "int8-qdq-openvino", "int8-torchvision-onnxruntime", "int8-torchvision-openvino"]
     model = mobilenetv2.create_model("mobilenet_v2_035")
     built = build_paths(model, input_size=(32, 32), names=names, splits=[], threads=1, workdir=tmp_path)
     assert [(p.name, p.group, p.precision) for p in built] == [
         ("int8-onnxruntime", "project", "int8"),
+        ("int8-qdq-openvino", "project", "int8"),
         ("int8-torchvision-onnxruntime", "peer", "int8"),
         ("int8-torchvision-openvino", "peer", "int8"),
     ]

@@ -44,6 +44,7 @@ PROJECT_PATHS = (
     "torchscript",
     "int8-onnxruntime",
     "int8-openvino",
+    "int8-qdq-openvino",
     "int8-torch-x86",
     "int8-torch-pt2e",
     *MOBILE_PROJECT_PATHS,
@@ -170,8 +171,15 @@ def build_paths(
     add("onnxruntime", "project", "onnxruntime", "fp32", lambda: ort_run(need_onnx(), threads))
     add("openvino", "project", "openvino", "fp32", lambda: openvino_run(export_ir(model, workdir, input_size), threads))
     add("torchscript", "project", "pytorch", "fp32", lambda: torch_run(export_ts(model, workdir, input_size)))
-    add("int8-onnxruntime", "project", "onnxruntime", "int8", lambda: ort_run(int8_onnx(need_onnx(), workdir), threads))
+    qdq_file = workdir / "model.int8.onnx"
+
+    def need_qdq() -> Path:
+        return qdq_file if qdq_file.exists() else int8_onnx(need_onnx(), workdir)
+
+    add("int8-onnxruntime", "project", "onnxruntime", "int8", lambda: ort_run(need_qdq(), threads))
     add("int8-openvino", "project", "openvino", "int8", lambda: openvino_run(int8_ir(need_onnx(), workdir), threads))
+    # The same QDQ file in OpenVINO (which runs its Q/DQ pairs as int8 kernels): the route of the INT8 peers.
+    add("int8-qdq-openvino", "project", "openvino", "int8", lambda: openvino_run(need_qdq(), threads))
     add("int8-torch-x86", "project", "pytorch", "int8", lambda: torch_run(int8_torch(model, input_size)))
     add("int8-torch-pt2e", "project", "pytorch-inductor", "int8", lambda: torch_run(int8_pt2e(model, input_size)))
     calibration = int8_calibration(input_size)
