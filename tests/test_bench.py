@@ -91,3 +91,38 @@ def test_bench_times_the_inductor_paths_next_to_the_others(tmp_path):
     assert set(rows) == set(paths.split(","))
     assert rows["int8-torch-pt2e"]["precision"] == "int8" and rows["int8-torch-pt2e"]["runtime"] == "pytorch-inductor"
     assert rows["compiled"]["precision"] == "fp32" and rows["compiled"]["runtime"] == "pytorch-inductor"
+
+
+def test_bench_int8_peers_run_torchvisions_qdq_export(tmp_path):
+    """The INT8 peers: torchvision's MobileNetV2 through torch.onnx.export, quantized to QDQ by onnxruntime's
+    quantize_static (our calibration and settings), run in onnxruntime and in OpenVINO."""
+    import numpy as np
+    import onnx
+
+    import mobilenetv2
+    from mobilenetv2.bench.paths import build_paths
+
+    names = ["int8-onnxruntime", "int8-qdq-openvino", "int8-torchvision-onnxruntime", "int8-torchvision-openvino"]
+    model = mobilenetv2.create_model("mobilenet_v2_035")
+    built = build_paths(model, input_size=(32, 32), names=names, splits=[], threads=1, workdir=tmp_path)
+    assert [(p.name, p.group, p.precision) for p in built] == [
+        ("int8-onnxruntime", "project", "int8"),
+        ("int8-qdq-openvino", "project", "int8"),
+        ("int8-torchvision-onnxruntime", "peer", "int8"),
+        ("int8-torchvision-openvino", "peer", "int8"),
+    ]
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "torchvision.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    x = np.zeros((2, 3, 32, 32), dtype=np.float32)
+    assert all(len(p.run(x)) == 1 for p in built)
+
+
+def test_bench_waits_for_the_load_to_fall_before_timing(monkeypatch):
+    from mobilenetv2.bench import latency
+
+    loads = iter([5.0, 4.0, 2.0, 9.0])
+    monkeypatch.setattr(latency.os, "getloadavg", lambda: (next(loads), 0.0, 0.0))
+    assert latency.wait_for_load(2.5, poll_s=0) == 2.0
+    monkeypatch.setattr(latency.os, "getloadavg", lambda: (7.0, 0.0, 0.0))
+    assert latency.wait_for_load(2.5, timeout_s=0, poll_s=0) == 7.0  # gives up, times anyway
+    assert latency.wait_for_load(None) == 7.0

@@ -69,11 +69,15 @@ def test_tflite_matches_pytorch_and_carries_the_header(model, tmp_path):
 
 @needs_executorch
 def test_executorch_matches_pytorch_at_any_batch_and_carries_the_header(model, tmp_path):
-    from mobilenetv2.export.executorch import run_executorch
+    from mobilenetv2.export.executorch import load_program, run_executorch
 
     result = export_model(model, tmp_path / "m.pte", format="executorch", input_size=SIZE)
     assert result.max_abs_diff <= 1e-4 and sorted(p.name for p in tmp_path.iterdir()) == ["m.pte"]
-    for batch in (1, 3):
+    # The program is planned for the declared batch bound (lowering used to narrow it to 15), and the runner
+    # feeds a larger batch in chunks of it.
+    planned = load_program(result.path).load_method("forward").metadata.input_tensor_meta(0).sizes()
+    assert list(planned) == [64, 3, *SIZE] and read_metadata(result.path)["max_batch"] == 64
+    for batch in (1, 3, 50, 70):
         x = np.random.default_rng(batch).standard_normal((batch, 3, *SIZE)).astype(np.float32)
         np.testing.assert_allclose(run_executorch(result.path, x), logits(model, x), rtol=0, atol=1e-4)
     meta = read_metadata(result.path)
@@ -129,6 +133,18 @@ def test_executorch_int8_reports_agreement(model, tmp_path):
     assert read_metadata(result.path)["precision"] == "int8"
 
 
+def test_executorch_batch_bound_keeps_planned_buffers_small():
+    """The batch bound ExecuTorch plans input and output buffers for: 64 for a classifier at 224 px, fewer for
+    a segmenter whose logits come at the input size."""
+    from mobilenetv2.export.executorch import PLANNED_BYTES, max_batch
+
+    classifier = mobilenetv2.create_model("mobilenet_v2", width=0.35).eval()
+    assert max_batch(classifier, (224, 224)) == 64
+    segmenter = mobilenetv2.create_model("deeplabv3_mobilenet_v2", width=0.35, num_classes=21).eval()
+    bound = max_batch(segmenter, (512, 512))
+    assert bound == 2 and bound * 4 * 512 * 512 * (3 + 21) <= PLANNED_BYTES
+
+
 def test_cli_batch_size_is_only_for_tflite(capsys):
     assert main(["export", "--model", "mobilenet_v2_035", "--batch-size", "2"]) == 2
     err = capsys.readouterr().err
@@ -152,3 +168,65 @@ def test_bench_leaves_out_absent_runtimes_with_the_reason(tmp_path, caplog):
     )
     assert [r["name"] for r in result["rows"]] == ["eager"]
     assert "keras-tflite left out" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def detector_weights(tmp_path_factory):
+    model = mobilenetv2.create_model("ssdlite_mobilenet_v2", width=0.35, num_classes=3).eval()
+    randomize_bn_(model)
+    return mobilenetv2.save(model, tmp_path_factory.mktemp("det") / "det.safetensors")
+
+
+def test_mobile_detector_exports_refuse_nms(detector_weights, tmp_path):
+    model = mobilenetv2.load(detector_weights)
+    for fmt, suffix in (("tflite", "tflite"), ("executorch", "pte")):
+        with pytest.raises(UserError, match="decoded boxes and scores"):
+            export_model(model, tmp_path / f"d.{suffix}", format=fmt, input_size=(64, 64), nms=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fmt", [pytest.param("tflite", marks=needs_litert), pytest.param("executorch", marks=needs_executorch)]
+)
+def test_detector_exports_decoded_boxes_and_scores(detector_weights, tmp_path, capsys, fmt):
+    """`mobilenetv2 export DET --format tflite|executorch`: boxes (N, A, 4) and scores (N, A, C - 1), verified
+    in the runtime against PyTorch within 1e-4, at a batch other than the file's."""
+    from mobilenetv2.export.detection import DecodedDetector, fixed_anchors, outputs_runner
+
+    out = tmp_path / f"det.{'tflite' if fmt == 'tflite' else 'pte'}"
+    argv = ["export", str(detector_weights), "--format", fmt, "--resolution", "64", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert '"max_abs_diff_boxes"' in printed and '"max_abs_diff_scores"' in printed
+    meta = read_metadata(out)
+    assert meta["outputs"] == ["boxes", "scores"] and meta["boxes"] == "normalized xyxy"
+    model = mobilenetv2.load(detector_weights)
+    wrapper = DecodedDetector(model, anchors=fixed_anchors(model, (64, 64))).eval()
+    x = np.random.default_rng(3).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = [t.numpy() for t in wrapper(torch.from_numpy(x))]
+    actual = outputs_runner(out, fmt, ("boxes", "scores"))(x)
+    assert [a.shape for a in actual] == [e.shape for e in expected] and expected[1].shape[-1] == 2
+    for e, a in zip(expected, actual, strict=True):
+        np.testing.assert_allclose(a, e, rtol=0, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fmt", [pytest.param("tflite", marks=needs_litert), pytest.param("executorch", marks=needs_executorch)]
+)
+def test_segmenter_exports_logits_at_the_input_size(tmp_path, fmt):
+    """DeepLabv3 (image pooling included) in the runtime: (N, classes, H, W) logits within 1e-4 of PyTorch."""
+    from mobilenetv2.export.int8 import runner
+
+    model = mobilenetv2.create_model("deeplabv3_mobilenet_v2", width=0.35, num_classes=4).eval()
+    randomize_bn_(model)
+    out = tmp_path / f"seg.{'tflite' if fmt == 'tflite' else 'pte'}"
+    result = export_model(model, out, format=fmt, input_size=(64, 64))
+    assert result.max_abs_diff <= 1e-4
+    x = np.random.default_rng(4).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    actual = runner(fmt, out)(x)
+    assert actual.shape == (2, 4, 64, 64)
+    np.testing.assert_allclose(actual, logits(model, x), rtol=0, atol=1e-4)
+    assert read_metadata(out)["architecture"] == "deeplabv3_mobilenet_v2"

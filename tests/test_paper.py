@@ -1,5 +1,6 @@
 """`mobilenetv2 paper ...`: each table/figure is written, and the computed Table 3 explains the printed one."""
 
+import importlib.util
 import json
 
 import pytest
@@ -115,3 +116,27 @@ def test_cli_paper_figure1(tmp_path, capsys):
 def test_cli_paper_rejects_bad_budget(tmp_path, capsys):
     assert main(["paper", "figure6", "--out", str(tmp_path), "--epochs", "0"]) == 2
     assert "--epochs" in capsys.readouterr().err
+
+
+HAVE_LITERT = all(importlib.util.find_spec(m) is not None for m in ("litert_torch", "ai_edge_litert"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_LITERT, reason="litert-torch / ai-edge-litert not installed (mobilenetv2[tflite])")
+def test_table4_litert_times_the_tflite_file_next_to_the_paper(tmp_path):
+    """Table 4's CPU column in LiteRT: MobileNetV2 1.0 converted, verified, timed at one thread."""
+    from mobilenetv2.paper.table4_litert import table4_litert
+
+    text = table4_litert(out_dir=tmp_path, repeats=2, models=["mobilenet_v2_100"])
+    saved = json.loads((tmp_path / "table4_litert.json").read_text())
+    row = saved["rows"][0]
+    assert saved["threads"] == 1 and row["pixel1_ms_paper"] == 75 and row["litert_ms"] > 0
+    assert "| MobileNetV2 | `mobilenet_v2_100` |" in text and "| 1.00 | 1.00 |" in text
+    assert (tmp_path / "table4_litert.csv").stat().st_size > 0
+
+
+@pytest.mark.skipif(HAVE_LITERT, reason="litert-torch is installed here")
+def test_table4_litert_without_the_extra_is_one_line_naming_it(tmp_path, capsys):
+    assert main(["paper", "table4-litert", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "mobilenetv2[tflite]" in err and len(err.strip().splitlines()) == 1

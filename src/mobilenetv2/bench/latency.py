@@ -44,6 +44,21 @@ def time_paths(
     return times
 
 
+def wait_for_load(max_load: float | None, *, timeout_s: float = 1800, poll_s: float = 10) -> float:
+    """Wait until the 1-minute load average is at most `max_load` (None: no wait), for at most `timeout_s`;
+    returns the load average when timing starts (a shared machine: the builds are done, the timing waits)."""
+    load = os.getloadavg()[0]
+    deadline = time.monotonic() + timeout_s
+    if max_load is not None and load > max_load:
+        log.info("bench: load average %.2f > %.2f, waiting (at most %.0f s) before timing", load, max_load, timeout_s)
+    while max_load is not None and load > max_load and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        load = os.getloadavg()[0]
+    if max_load is not None and load > max_load:
+        log.warning("bench: load average still %.2f after %.0f s; timing anyway", load, timeout_s)
+    return load
+
+
 def stats(seconds: list[float], batch: int) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000.0
     median = float(np.median(ms))
@@ -137,6 +152,7 @@ def benchmark_latency(
     rounds: int = 10,
     block: int = 5,
     reuse_memory: bool = True,
+    max_load: float | None = None,
     out_dir: str | Path | None = None,
 ) -> dict:
     """Time every path at batch 1 (latency) and `batch_size` (throughput); writes bench.json, bench.md and
@@ -144,7 +160,9 @@ def benchmark_latency(
 
     `reuse_memory`: malloc keeps freed memory for every path (allocator.py). Otherwise a path's speed depends on
     what ran before it: glibc adapts its mmap threshold to the blocks freed so far, and torchvision's eager
-    forward measured 22 ms in a fresh process against 16 ms with freed memory reused."""
+    forward measured 22 ms in a fresh process against 16 ms with freed memory reused.
+    `max_load`: once every path is built, wait for the 1-minute load average to fall to it (wait_for_load); the
+    load average when timing starts and ends is recorded either way."""
     import mobilenetv2
 
     names = list(paths or ALL_PATHS)
@@ -173,9 +191,11 @@ def benchmark_latency(
             raise UserError("no bench path could be built")
         result_rows = []
         timings = {}
+        timing_load = [wait_for_load(max_load)]
         for label, batch in (("latency", 1), ("throughput", batch_size)):
             x = rng.standard_normal((batch, 3, *resolution)).astype(np.float32)
             timings[label] = time_paths(built, x, warmup=warmup, rounds=rounds, block=block, desc=f"{label} b{batch}")
+            timing_load.append(os.getloadavg()[0])
         for p in built:
             row = {"name": p.name, "group": p.group, "runtime": p.runtime, "precision": p.precision}
             row["latency"] = stats(timings["latency"][p.name], 1)
@@ -190,7 +210,12 @@ def benchmark_latency(
         "batch_size": batch_size,
         "splits": splits,
         "timing": {"warmup": warmup, "rounds": rounds, "block": block},
-        "machine": machine() | {"malloc": "reuse freed memory" if reusing else "C library default"},
+        "machine": machine()
+        | {
+            "malloc": "reuse freed memory" if reusing else "C library default",
+            # 1-minute load average when timing started, after the batch-1 blocks, after the batch-N blocks
+            "load_average_timing": [round(v, 2) for v in timing_load],
+        },
         "rows": result_rows,
         "summary": summarize(result_rows),
     }

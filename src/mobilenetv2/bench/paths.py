@@ -44,11 +44,19 @@ PROJECT_PATHS = (
     "torchscript",
     "int8-onnxruntime",
     "int8-openvino",
+    "int8-qdq-openvino",
     "int8-torch-x86",
     "int8-torch-pt2e",
     *MOBILE_PROJECT_PATHS,
 )
-PEER_PATHS = ("torchvision", "torchvision-onnxruntime", "torchvision-openvino", *MOBILE_PEER_PATHS)
+PEER_PATHS = (
+    "torchvision",
+    "torchvision-onnxruntime",
+    "torchvision-openvino",
+    "int8-torchvision-onnxruntime",
+    "int8-torchvision-openvino",
+    *MOBILE_PEER_PATHS,
+)
 ALL_PATHS = PROJECT_PATHS + PEER_PATHS
 
 
@@ -94,6 +102,16 @@ def torchvision_onnx(input_size: tuple[int, int], path: Path) -> Path:
             dynamic_axes={"input": {0: "batch"}},
         )
     return path
+
+
+def torchvision_qdq(fp32: Path, path: Path, calibration: np.ndarray) -> Path:
+    """The INT8 peer: torchvision's ONNX export quantized by onnxruntime's `quantize_static` to QDQ, with the same
+    settings and calibration images as our `int8-onnxruntime` row (export/int8.py): what a torchvision user
+    shipping ONNX does, so the rows differ by the graph only. OpenVINO runs the same QDQ file (it executes the
+    Q/DQ pairs as int8 kernels)."""
+    from mobilenetv2.export.int8 import quantize_onnx
+
+    return quantize_onnx(fp32, path, calibration)
 
 
 def int8_calibration(input_size: tuple[int, int], count: int = 32) -> np.ndarray:
@@ -153,28 +171,32 @@ def build_paths(
     add("onnxruntime", "project", "onnxruntime", "fp32", lambda: ort_run(need_onnx(), threads))
     add("openvino", "project", "openvino", "fp32", lambda: openvino_run(export_ir(model, workdir, input_size), threads))
     add("torchscript", "project", "pytorch", "fp32", lambda: torch_run(export_ts(model, workdir, input_size)))
-    add("int8-onnxruntime", "project", "onnxruntime", "int8", lambda: ort_run(int8_onnx(need_onnx(), workdir), threads))
+    qdq_file = workdir / "model.int8.onnx"
+
+    def need_qdq() -> Path:
+        return qdq_file if qdq_file.exists() else int8_onnx(need_onnx(), workdir)
+
+    add("int8-onnxruntime", "project", "onnxruntime", "int8", lambda: ort_run(need_qdq(), threads))
     add("int8-openvino", "project", "openvino", "int8", lambda: openvino_run(int8_ir(need_onnx(), workdir), threads))
+    # The same QDQ file in OpenVINO (which runs its Q/DQ pairs as int8 kernels): the route of the INT8 peers.
+    add("int8-qdq-openvino", "project", "openvino", "int8", lambda: openvino_run(need_qdq(), threads))
     add("int8-torch-x86", "project", "pytorch", "int8", lambda: torch_run(int8_torch(model, input_size)))
     add("int8-torch-pt2e", "project", "pytorch-inductor", "int8", lambda: torch_run(int8_pt2e(model, input_size)))
     calibration = int8_calibration(input_size)
     add_mobile_paths(add, model, input_size=input_size, threads=threads, workdir=workdir, calibration=calibration)
     add("torchvision", "peer", "pytorch", "fp32", lambda: torch_run(torchvision_eager()))
-    tv_onnx = workdir / "torchvision.onnx"
-    add(
-        "torchvision-onnxruntime",
-        "peer",
-        "onnxruntime",
-        "fp32",
-        lambda: ort_run(tv_onnx if tv_onnx.exists() else torchvision_onnx(input_size, tv_onnx), threads),
-    )
-    add(
-        "torchvision-openvino",
-        "peer",
-        "openvino",
-        "fp32",
-        lambda: openvino_run(tv_onnx if tv_onnx.exists() else torchvision_onnx(input_size, tv_onnx), threads),
-    )
+    tv_onnx, tv_qdq = workdir / "torchvision.onnx", workdir / "torchvision.int8.onnx"
+
+    def need_tv_onnx() -> Path:
+        return tv_onnx if tv_onnx.exists() else torchvision_onnx(input_size, tv_onnx)
+
+    def need_tv_qdq() -> Path:
+        return tv_qdq if tv_qdq.exists() else torchvision_qdq(need_tv_onnx(), tv_qdq, calibration)
+
+    add("torchvision-onnxruntime", "peer", "onnxruntime", "fp32", lambda: ort_run(need_tv_onnx(), threads))
+    add("torchvision-openvino", "peer", "openvino", "fp32", lambda: openvino_run(need_tv_onnx(), threads))
+    add("int8-torchvision-onnxruntime", "peer", "onnxruntime", "int8", lambda: ort_run(need_tv_qdq(), threads))
+    add("int8-torchvision-openvino", "peer", "openvino", "int8", lambda: openvino_run(need_tv_qdq(), threads))
     return built
 
 

@@ -26,7 +26,8 @@ def format_table(result: dict) -> str:
     lines += [
         "",
         f"{result['model']}, {h}x{w}, {m['cpu']}, {m['threads']} threads, load average at start "
-        f"{m['load_average'][0]:.2f}; torch {m['torch']}, onnxruntime {m['onnxruntime']}, openvino {m['openvino']}; "
+        f"{m['load_average'][0]:.2f}{timing_load(m)}; torch {m['torch']}, onnxruntime {m['onnxruntime']}, "
+        f"openvino {m['openvino']}; "
         f"OpenMP wait policy: {m['omp_wait_policy']}; malloc: {m.get('malloc', 'C library default')}.",
     ]
     summary = {k: v for k, v in result["summary"].items() if v is not None}
@@ -34,6 +35,13 @@ def format_table(result: dict) -> str:
         text = ", ".join(f"{k} = {v:.3f}" if isinstance(v, float) else f"{k} = {v}" for k, v in summary.items())
         lines.append(f"Ratios of medians (b1: batch 1, bN: the throughput batch; others batch 1): {text}.")
     return "\n".join(lines) + "\n"
+
+
+def timing_load(machine: dict) -> str:
+    loads = machine.get("load_average_timing")
+    if not loads:
+        return ""
+    return f" (when timing started {loads[0]:.2f}, after batch 1 {loads[1]:.2f}, after batch N {loads[2]:.2f})"
 
 
 def plot(result: dict, path: Path) -> Path:

@@ -47,6 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=True,
         help="latency bench: malloc keeps freed memory for every path (default on; see allocator.py)",
     )
+    p.add_argument(
+        "--max-load",
+        type=float,
+        help="latency bench: after building the paths, wait (up to 30 min) for the 1-minute load average to fall "
+        "to this before timing (a shared machine)",
+    )
     p.add_argument("--rss", type=int, help="--memory: also each path's process peak RSS at this input size")
     p.add_argument("--out", help="write bench.json, bench.md and bench.png (or the --memory/--train outputs) here")
     p.set_defaults(func=run, out_folder=True)  # --out names a folder (checked in cli.main)
@@ -154,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
             rounds=10 if args.rounds is None else args.rounds,
             block=args.block,
             reuse_memory=args.reuse_memory,
+            max_load=args.max_load,
             out_dir=args.out,
         )
         print(format_table(result))

@@ -1,8 +1,9 @@
 """Export to ONNX, OpenVINO IR, TorchScript, LiteRT (.tflite) and ExecuTorch (.pte), each run in its runtime and
 compared with PyTorch right away.
 
-`export_model` takes any module that maps (N, 3, H, W) to one tensor, at a fixed `input_size`: the classifiers
-today, the detection and segmentation heads once they return a single tensor."""
+`export_model` takes any module that maps (N, 3, H, W) to one tensor at a fixed `input_size` (the classifiers;
+the segmenter, whose logits come at the input size), and a detector by its decoded boxes and scores
+(export/detection.py), in every format."""
 
 import dataclasses
 import logging
@@ -46,7 +47,8 @@ def export_model(
     PyTorch's; UserError when they differ by more than 1e-4. The file is written and verified under a temp
     name beside `path` and renamed over it only then, so a failed export leaves an earlier file intact.
     `batch_size`: the fixed N of a tflite file (default 1); the other formats take any N.
-    A detector exports its decoded boxes and scores (and per-class NMS with `nms=True`): export/detection.py."""
+    A detector exports its decoded boxes and scores (and per-class NMS with `nms=True`, onnx and openvino):
+    export/detection.py."""
     from mobilenetv2.export.executorch import export_executorch, run_executorch
     from mobilenetv2.export.litert import export_tflite, run_tflite
     from mobilenetv2.export.onnx import export_onnx, run_onnx
@@ -75,7 +77,9 @@ def export_model(
 
         try:
             with staged_export(Path(path)) as tmp:
-                result = export_detector(model, tmp, format=format, input_size=input_size, nms=nms)
+                result = export_detector(
+                    model, tmp, format=format, input_size=input_size, nms=nms, batch_size=batch_size
+                )
             return dataclasses.replace(result, path=Path(path))
         finally:
             model.train(was_training)

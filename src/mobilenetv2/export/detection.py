@@ -10,6 +10,11 @@ The exported graph maps (N, 3, H, W) to
     (`detections_from_selected`), as the number of boxes differs per image.
 Verification compares the structured outputs: boxes and scores with PyTorch's within 1e-4, and the selection
 with our NMS run on the runtime's own boxes and scores (exact).
+
+The on-device formats (tflite, executorch) return `boxes` and `scores` only (NMS is left to the app, as with
+TF-Lite's own SSD exports when the detection post-processing op is not used); their anchors are computed once
+for the input size and held as a float32 constant (LiteRT has no float64 arithmetic, and a fixed-size graph
+needs no anchor arithmetic).
 """
 
 import logging
@@ -29,6 +34,7 @@ from mobilenetv2.meta import find_meta, set_meta
 log = logging.getLogger(__name__)
 OUTPUTS = ("boxes", "scores")
 NMS_OUTPUT = "selected"
+MOBILE_FORMATS = ("tflite", "executorch")
 
 
 @torch.library.custom_op("mobilenetv2::multiclass_nms", mutates_args=())
@@ -73,14 +79,16 @@ def _nms_symbolic(g, boxes, scores, max_per_class, iou_threshold, score_threshol
 class DecodedDetector(nn.Module):
     """A detector's export graph: decoded boxes and class scores of every anchor, optionally NMS."""
 
-    def __init__(self, model: nn.Module, *, nms: bool = False) -> None:
+    def __init__(self, model: nn.Module, *, nms: bool = False, anchors: torch.Tensor | None = None) -> None:
         super().__init__()
         self.model, self.nms = model, nms
         self.config = model.postprocessing
+        self.anchors = anchors  # (A, 4) for one input size, or None: the model's own for each input
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         raw = self.model.forward_raw(x)
-        boxes = decode(raw.box_codes, raw.anchors)  # (N, A, 4) normalized xyxy
+        anchors = raw.anchors if self.anchors is None else self.anchors
+        boxes = decode(raw.box_codes, anchors)  # (N, A, 4) normalized xyxy
         scores = class_scores(raw.class_logits, self.config.score)  # (N, A, C - 1)
         if not self.nms:
             return boxes, scores
@@ -107,35 +115,81 @@ def detections_from_selected(boxes: np.ndarray, scores: np.ndarray, selected: np
     return out
 
 
-def export_detector(model: nn.Module, path: Path, *, format: str, input_size: tuple[int, int], nms: bool):
-    """Write the detector's export graph, run it in its runtime, compare with PyTorch (UserError, nothing left
-    at `path`, beyond 1e-4)."""
-    from mobilenetv2.export import remove_export
-    from mobilenetv2.export.onnx import ort_session
-    from mobilenetv2.export.openvino import compile_openvino
+@torch.no_grad()
+def fixed_anchors(model: nn.Module, input_size: tuple[int, int]) -> torch.Tensor:
+    """The detector's (A, 4) anchors for inputs of `input_size`, float32."""
+    return model.forward_raw(torch.zeros(1, 3, *input_size)).anchors.to(torch.float32).clone()
 
-    if format not in ("onnx", "openvino"):
-        raise UserError(f"a detector exports to onnx or openvino, not {format}")
-    wrapper = DecodedDetector(model, nms=nms).eval()
+
+def export_detector(
+    model: nn.Module,
+    path: Path,
+    *,
+    format: str,
+    input_size: tuple[int, int],
+    nms: bool,
+    batch_size: int | None = None,
+):
+    """Write the detector's export graph, run it in its runtime, compare with PyTorch (UserError, nothing left
+    at `path`, beyond 1e-4). `batch_size`: a tflite file's fixed batch (default 1)."""
+    from mobilenetv2.export import remove_export
+
+    if format not in ("onnx", "openvino", *MOBILE_FORMATS):
+        raise UserError(f"a detector exports to onnx, openvino, tflite or executorch, not {format}")
+    if nms and format in MOBILE_FORMATS:
+        raise UserError(f"--nms applies to onnx and openvino; a {format} detector returns decoded boxes and scores")
+    anchors = fixed_anchors(model, input_size) if format in MOBILE_FORMATS else None
+    wrapper = DecodedDetector(model, nms=nms, anchors=anchors).eval()
     meta = find_meta(model)
     if meta is not None:
         set_meta(wrapper, meta)
     names = (*OUTPUTS, NMS_OUTPUT) if nms else OUTPUTS
-    torch.onnx.register_custom_op_symbolic("mobilenetv2::multiclass_nms", _nms_symbolic, 11)
-    path = write_graph(wrapper, Path(path), format=format, input_size=input_size, output_names=names)
+    if format in MOBILE_FORMATS:
+        path = write_mobile(wrapper, Path(path), format=format, input_size=input_size, batch_size=batch_size)
+    else:
+        torch.onnx.register_custom_op_symbolic("mobilenetv2::multiclass_nms", _nms_symbolic, 11)
+        path = write_graph(wrapper, Path(path), format=format, input_size=input_size, output_names=names)
     try:
-        if format == "onnx":
-            session = ort_session(path)
-            run = lambda x: session.run(list(names), {session.get_inputs()[0].name: x})  # noqa: E731
-        else:
-            compiled = compile_openvino(path)
-            run = lambda x: [compiled(x)[o] for o in compiled.outputs]  # noqa: E731
-        result = verify(wrapper, run, path=path, format=format, input_size=input_size)
+        result = verify(wrapper, outputs_runner(path, format, names), path=path, format=format, input_size=input_size)
     except UserError:
         remove_export(path)
         raise
     log.info("%s detector export verified: %s (max |diff| vs PyTorch %.2g)", format, path, result.max_abs_diff)
     return result
+
+
+def outputs_runner(path: Path, format: str, names: tuple[str, ...]):
+    """The exported file in its runtime: a float32 NCHW batch in, the outputs `names` (in that order) out."""
+    if format == "onnx":
+        from mobilenetv2.export.onnx import ort_session
+
+        session = ort_session(path)
+        return lambda x: session.run(list(names), {session.get_inputs()[0].name: x})
+    if format == "openvino":
+        from mobilenetv2.export.openvino import compile_openvino
+
+        compiled = compile_openvino(path)
+        return lambda x: [compiled(x)[o] for o in compiled.outputs]
+    if format == "tflite":
+        from mobilenetv2.export.litert import tflite_outputs_runner
+
+        return tflite_outputs_runner(path)
+    from mobilenetv2.export.executorch import executorch_outputs_runner
+
+    return executorch_outputs_runner(path)
+
+
+def write_mobile(wrapper: DecodedDetector, path: Path, *, format: str, input_size, batch_size: int | None) -> Path:
+    """The wrapper as a .tflite (fixed batch) or .pte (XNNPACK) file whose outputs are boxes, scores."""
+    extra = {"outputs": list(OUTPUTS), "boxes": "normalized xyxy"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if format == "tflite":
+        from mobilenetv2.export.litert import export_tflite
+
+        return export_tflite(wrapper, path, input_size=input_size, batch_size=batch_size or 1, extra_meta=extra)
+    from mobilenetv2.export.executorch import export_executorch
+
+    return export_executorch(wrapper, path, input_size=input_size, extra_meta=extra)
 
 
 def write_graph(wrapper: nn.Module, path: Path, *, format: str, input_size, output_names) -> Path:

@@ -8,6 +8,7 @@ data; the interpreter ignores entries it does not know. Needs `pip install mobil
 """
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mobilenetv2.errors import MissingRuntime, UserError
@@ -96,13 +98,51 @@ def convert(module: nn.Module, example: torch.Tensor, quant_config=None) -> byte
         return litert_torch.convert(module, (example,), quant_config=quant_config).model_content()
 
 
-def export_tflite(model: nn.Module, path: str | Path, *, input_size: tuple[int, int], batch_size: int = 1) -> Path:
-    """Convert `model` (eval) for inputs of exactly (batch_size, 3, *input_size) and write it with the header."""
-    from mobilenetv2.export.onnx import freeze_same_padding
+class NearestImagePooling(nn.Module):
+    """DeepLab's image pooling with its 1x1 map spread by a nearest-neighbour resize: the same values as the
+    broadcast. litert-torch 0.10 lays the broadcast out wrongly (a RESHAPE back to NCHW feeding a BROADCAST_TO
+    with the NHWC shape, which the interpreter refuses to allocate); RESIZE_NEAREST_NEIGHBOR it lays out right."""
 
+    def __init__(self, pooling: nn.Module) -> None:
+        super().__init__()
+        self.pool, self.conv = pooling.pool, pooling.conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(self.pool(x))  # (N, C, 1, 1)
+        return F.interpolate(y, size=(int(x.shape[-2]), int(x.shape[-1])), mode="nearest")
+
+
+def litert_ready(model: nn.Module, input_size: tuple[int, int]) -> nn.Module:
+    """A copy of `model` (eval) as the converter should see it: constant TF-SAME pads for `input_size`, and
+    DeepLab's image pooling as a resize (NearestImagePooling)."""
+    from mobilenetv2.export.onnx import freeze_same_padding
+    from mobilenetv2.models.deeplab import ImagePooling
+
+    frozen = freeze_same_padding(model, input_size)
+    poolings = [name for name, m in frozen.named_modules() if isinstance(m, ImagePooling)]
+    if poolings and frozen is model:
+        frozen = copy.deepcopy(model)
+    for name in poolings:
+        parent, _, attr = name.rpartition(".")
+        owner = frozen.get_submodule(parent)
+        setattr(owner, attr, NearestImagePooling(getattr(owner, attr)))
+    return frozen.eval()
+
+
+def export_tflite(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    input_size: tuple[int, int],
+    batch_size: int = 1,
+    extra_meta: dict[str, Any] | None = None,
+) -> Path:
+    """Convert `model` (eval) for inputs of exactly (batch_size, 3, *input_size) and write it with the header
+    (plus `extra_meta`). A model returning a tuple gives a file with as many outputs, in that order."""
     path = Path(path)
-    content = convert(freeze_same_padding(model, input_size).eval(), torch.zeros(batch_size, 3, *input_size))
-    path.write_bytes(add_tflite_metadata(content, export_metadata(model, input_size) | {"batch_size": batch_size}))
+    content = convert(litert_ready(model, input_size), torch.zeros(batch_size, 3, *input_size))
+    meta = export_metadata(model, input_size) | dict(extra_meta or {}) | {"batch_size": batch_size}
+    path.write_bytes(add_tflite_metadata(content, meta))
     return path
 
 
@@ -114,32 +154,49 @@ def interpreter(path: str | Path, *, threads: int | None = None):
     return it
 
 
-def tflite_runner(path: str | Path, *, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """A float32 in, float32 out callable on the file; an integer (full-INT8) input or output is quantized /
-    dequantized with the scale and zero point the file declares. Another batch than the file's: the input is
-    resized (the interpreter re-plans the graph; our classifiers have no batch-dependent reshape), or, where the
-    graph refuses, the batch runs in chunks of the file's batch (the last one zero-padded)."""
+def output_order(it) -> list[dict]:
+    """The output details in the order PyTorch returned them: litert-torch names the signature's outputs
+    output_0, output_1, ... (the tensor order in the file need not follow)."""
+    signature = it.get_signature_runner()
+    named = signature.get_output_details()
+    order = [named[name]["index"] for name in it.get_signature_list()["serving_default"]["outputs"]]
+    del signature  # it holds references into the interpreter, which then refuses to invoke
+    by_index = {d["index"]: d for d in it.get_output_details()}
+    return [by_index[i] for i in order]
+
+
+def tflite_outputs_runner(path: str | Path, *, threads: int | None = None) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """A float32 in, float32 out callable on the file returning every output (in PyTorch's order); an integer
+    (full-INT8) input or output is quantized / dequantized with the scale and zero point the file declares.
+    Another batch than the file's: the input is resized (the interpreter re-plans the graph; our classifiers
+    have no batch-dependent reshape), or, where the graph refuses (a detector's reshapes fix the batch), the
+    batch runs in chunks of the file's batch (the last one zero-padded)."""
     it = interpreter(path, threads=threads)
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    inp = it.get_input_details()[0]
+    outs = output_order(it) if len(it.get_output_details()) > 1 else it.get_output_details()
     shape = tuple(int(s) for s in inp["shape"])
     in_scale, in_zero = inp["quantization"]
-    out_scale, out_zero = out["quantization"]
     state = {"batch": shape[0], "resizable": True}
 
-    def run_one(x: np.ndarray) -> np.ndarray:
+    def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+        if y.dtype == np.float32:
+            return y  # get_tensor returns a copy
+        scale, zero = detail["quantization"]
+        return (y.astype(np.float32) - zero) * scale
+
+    def run_one(x: np.ndarray) -> list[np.ndarray]:
         if inp["dtype"] != np.float32:
             info = np.iinfo(inp["dtype"])
             x = np.clip(np.round(x / in_scale) + in_zero, info.min, info.max)
         it.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
         it.invoke()
-        y = it.get_tensor(out["index"])
-        return y.astype(np.float32) if out["dtype"] == np.float32 else (y.astype(np.float32) - out_zero) * out_scale
+        return [dequantize(it.get_tensor(d["index"]), d) for d in outs]
 
     def resize(batch: int) -> bool:
         try:
             it.resize_tensor_input(inp["index"], [batch, *shape[1:]])
             it.allocate_tensors()
-            ok = int(it.get_output_details()[0]["shape"][0]) == batch
+            ok = all(int(d["shape"][0]) == batch for d in it.get_output_details())
         except (RuntimeError, ValueError):
             ok = False
         if not ok and batch != shape[0]:
@@ -148,7 +205,7 @@ def tflite_runner(path: str | Path, *, threads: int | None = None) -> Callable[[
         state["batch"] = batch if ok else shape[0]
         return ok
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray) -> list[np.ndarray]:
         if tuple(x.shape[1:]) != shape[1:]:
             raise UserError(f"{path} takes inputs of shape {list(shape)}, got {list(x.shape)}")
         n = len(x)
@@ -158,9 +215,16 @@ def tflite_runner(path: str | Path, *, threads: int | None = None) -> Callable[[
             return run_one(x)
         b = state["batch"]
         padded = np.concatenate([x, np.zeros((-n % b, *x.shape[1:]), dtype=x.dtype)])
-        return np.concatenate([run_one(padded[i : i + b]) for i in range(0, len(padded), b)])[:n]
+        chunks = [run_one(padded[i : i + b]) for i in range(0, len(padded), b)]
+        return [np.concatenate(parts)[:n] for parts in zip(*chunks, strict=True)]
 
     return run
+
+
+def tflite_runner(path: str | Path, *, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The first output of `tflite_outputs_runner` (a classifier's logits, a segmenter's)."""
+    run = tflite_outputs_runner(path, threads=threads)
+    return lambda x: run(x)[0]
 
 
 def run_tflite(path: str | Path, x: np.ndarray) -> np.ndarray:
@@ -177,12 +241,10 @@ def quantize_tflite(
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from mobilenetv2.export.onnx import freeze_same_padding
-
     example = torch.zeros(batch_size, 3, *input_size)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     with quiet():
-        graph = torch.export.export(freeze_same_padding(model, input_size).eval(), (example,)).module()
+        graph = torch.export.export(litert_ready(model, input_size), (example,)).module()
         prepared = prepare_pt2e(graph, quantizer)
         with torch.no_grad():
             for i in range(0, len(calibration) - batch_size + 1, batch_size):
