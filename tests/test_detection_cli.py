@@ -77,3 +77,6 @@ def test_detection_demo_smoke(tmp_path, monkeypatch):
     assert main(["demo", "--task", "detection", "--max-steps", "1", "--resolution", "64", "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
     assert "mAP@0.5" in report and (out / "predictions.png").is_file()
+    # stage one (the digits classifier) initialised the detector's backbone; the detector was exported and verified
+    assert (out / "backbone" / "model.safetensors").is_file() and (out / "model.onnx").is_file()
+    assert "ONNX export" in report and "max abs diff" in report

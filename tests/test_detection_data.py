@@ -113,3 +113,19 @@ def test_digits_detection_is_deterministic_coco(tmp_path):
     assert src.class_names == ["background", *"0123456789"] and len(src) == 2 and src.skipped_boxes == 0
     img, target = src.load(0)
     assert img.size == (64, 64) and len(target["boxes"]) >= 1
+
+
+def test_ssd_crop_switch_reaches_the_train_transform():
+    """The paper's recipe crops (TF's ssd_random_crop); the digits demo recipe and --no-ssd-crop do not."""
+    from mobilenetv2.cli import build_parser
+    from mobilenetv2.cli.train import config_from_args
+    from mobilenetv2.train.config import resolve
+    from mobilenetv2.train.tasks.detection import DetectionTask
+
+    def transform(argv):
+        cfg = resolve(config_from_args(build_parser().parse_args(["train", "--model", "ssdlite_mobilenet_v2", *argv])))
+        return DetectionTask(cfg).train_transform(detection_preprocessing(cfg.resolution))
+
+    assert transform(["--recipe", "ssdlite-paper", "--data", "d", "--dataset", "coco"]).crop is True
+    assert transform(["--recipe", "ssdlite-paper", "--data", "d", "--dataset", "coco", "--no-ssd-crop"]).crop is False
+    assert transform(["--dataset", "digits-detection"]).crop is False  # the ssdlite-digits recipe

@@ -68,13 +68,13 @@ def test_bench_detection_table_has_both_networks_macs():
         model_label="ssdlite_mobilenet_v2",
         resolution=(64, 64),
         batch_size=2,
-        paths=["eager", "onnxruntime-raw"],
+        paths=["eager", "fast", "onnxruntime-raw"],
         threads=1,
         warmup=0,
         rounds=1,
         block=1,
     )
-    assert [r["name"] for r in result["rows"]] == ["eager", "onnxruntime-raw"]
+    assert [r["name"] for r in result["rows"]] == ["eager", "fast", "onnxruntime-raw"]
     assert result["macs"]["project"] == conv_macs(model, (64, 64)) > 0
     assert result["macs"]["peer"] > result["macs"]["project"]  # torchvision's SSDLite always runs at 320x320
     assert "| eager | project |" in format_detection_table(result)

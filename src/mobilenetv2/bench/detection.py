@@ -1,6 +1,8 @@
 """`bench --model ssdlite_mobilenet_v2`: every detector path side by side with torchvision's SSDLite.
 
 Paths (each ends in final detections, NMS included, except the `-raw` rows): eager PyTorch (`model(x)`),
+`for_inference(model)` (`fast`: the backbone planned and BN-folded on the default engine, the head folded;
+`fast-eager`: the per-op engine), both channels_last,
 ONNX Runtime and OpenVINO running our exported graph with NMS in it (`--nms` export; the per-image top-k of the
 selection is a few numpy lines, timed too), and the same graphs without NMS (`-raw`: decoded boxes + scores).
 Peer: torchvision's `ssdlite320_mobilenet_v3_large` (weights=None), eager and exported to ONNX as torchvision
@@ -22,6 +24,8 @@ from mobilenetv2.bench.paths import BenchPath, openvino_run, ort_run, temporary_
 log = logging.getLogger(__name__)
 PATHS = (
     "eager",
+    "fast",
+    "fast-eager",
     "onnxruntime",
     "openvino",
     "onnxruntime-raw",
@@ -109,7 +113,16 @@ def build(model: nn.Module, input_size: tuple[int, int], names: list[str], threa
     def with_selection(run):  # the graph's NMS rows -> each image's best `cap` detections, as users would
         return lambda x: _select(run(x), cap)
 
+    def fast(engine: str):
+        from mobilenetv2.infer import for_inference
+
+        return torch_run(for_inference(model, engine=engine), channels_last=True)
+
+    from mobilenetv2.infer.graph import graph_available
+
     add("eager", "project", "pytorch", lambda: torch_run(model))
+    add("fast", "project", "pytorch-onednn-graph" if graph_available() else "pytorch", lambda: fast("auto"))
+    add("fast-eager", "project", "pytorch", lambda: fast("eager"))
     add("onnxruntime", "project", "onnxruntime", lambda: with_selection(ort_run(exported("onnx", True), threads)))
     add("openvino", "project", "openvino", lambda: with_selection(ov_outputs(exported("openvino", True))))
     add("onnxruntime-raw", "project", "onnxruntime", lambda: ort_run(exported("onnx", False), threads))

@@ -47,6 +47,7 @@ SWITCHES = (
     ("weight_decay_depthwise", "weight decay on depthwise conv weights too"),
     ("weight_decay_norm_bias", "weight decay on BatchNorm parameters and biases too"),
     ("hflip", "random horizontal flips"),
+    ("ssd_crop", "detection: TF's SSD random crop (min object covered 0-1; default on)"),
     ("channels_last", "channels_last memory format"),
     ("compile", "torch.compile the model"),
     ("reuse_memory", "CPU: keep freed memory in malloc's heap for the next step (default on; see allocator.py)"),

@@ -26,7 +26,7 @@ VERSION = 2  # 2: digits 28-56 px, at most 3 (1: 14-48 px, at most 4 — too few
 @dataclass(frozen=True)
 class DigitsDetectionSpec:
     image_size: int = 128
-    train_images: int = 2000
+    train_images: int = 4000
     val_images: int = 300
     min_digit: int = 28
     max_digit: int = 56

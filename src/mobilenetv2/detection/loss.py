@@ -33,34 +33,39 @@ def ssd_loss(
     style: Literal["tf", "torchvision"] = "tf",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(N, A, 4) codes, (N, A, C) logits, (A, 4) normalized anchors, targets with pixel xyxy "boxes" and
-    "labels" in 1..C-1 -> (loss, {"loss_box", "loss_cls", "matches"}: the normalized parts and the count)."""
+    "labels" in 1..C-1 -> (loss, {"loss_box", "loss_cls", "matches"}: the normalized parts and the count).
+
+    Matching and mining run per image; the losses are computed for the whole batch at once."""
     h, w = image_size
     scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=anchors.device)
-    loc_total = box_codes.new_zeros(())
-    cls_total = box_codes.new_zeros(())
-    num_matches = 0
-    for codes, logits, target in zip(box_codes.float(), class_logits.float(), targets, strict=True):
+    codes, logits = box_codes.float(), class_logits.float()
+    n, num_anchors = codes.shape[:2]
+    labels = torch.zeros(n, num_anchors, dtype=torch.long, device=anchors.device)
+    positive = torch.zeros(n, num_anchors, dtype=torch.bool, device=anchors.device)
+    matched = anchors.expand(n, -1, -1).clone()  # (N, A, 4): each positive anchor's ground-truth box
+    for i, target in enumerate(targets):
         gt = target["boxes"].to(anchors.device, torch.float32) / scale
         matches = match(gt, anchors)
-        positive = matches >= 0
-        labels = torch.zeros(anchors.shape[0], dtype=torch.long, device=anchors.device)
-        labels[positive] = target["labels"].to(anchors.device)[matches[positive]]
-        loc = torch.zeros(anchors.shape[0], device=anchors.device)
-        if positive.any():
-            codes_target = encode(gt[matches[positive]], anchors[positive])
-            loc[positive] = F.smooth_l1_loss(codes[positive], codes_target, beta=1.0, reduction="none").sum(-1)
-        if style == "tf":
-            onehot = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
-            cls = F.binary_cross_entropy_with_logits(logits, onehot, reduction="none").sum(-1)  # (A,)
-            selected = _tf_mining(codes, anchors, cls, positive)
-        else:
-            cls = F.cross_entropy(logits, labels, reduction="none")
-            selected = _torchvision_mining(cls, positive)
-        loc_total = loc_total + loc[selected].sum()
-        cls_total = cls_total + cls[selected].sum()
-        num_matches += int(positive.sum())
+        pos = matches >= 0
+        positive[i] = pos
+        labels[i, pos] = target["labels"].to(anchors.device)[matches[pos]]
+        matched[i, pos] = gt[matches[pos]]
+    loc = torch.zeros(n, num_anchors, device=anchors.device)
+    if positive.any():
+        codes_target = encode(matched[positive], anchors.expand(n, -1, -1)[positive])
+        loc[positive] = F.smooth_l1_loss(codes[positive], codes_target, beta=1.0, reduction="none").sum(-1)
+    if style == "tf":
+        onehot = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
+        cls = F.binary_cross_entropy_with_logits(logits, onehot, reduction="none").sum(-1)  # (N, A)
+        selected = torch.zeros_like(positive)
+        for i in range(n):
+            selected[i, _tf_mining(codes[i], anchors, cls[i], positive[i])] = True
+    else:
+        cls = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(n, num_anchors)
+        selected = _torchvision_mining(cls, positive)
+    num_matches = int(positive.sum())
     normalizer = max(num_matches, 1)
-    loss_box, loss_cls = loc_total / normalizer, cls_total / normalizer
+    loss_box, loss_cls = loc[selected].sum() / normalizer, cls[selected].sum() / normalizer
     parts = {"loss_box": loss_box.detach(), "loss_cls": loss_cls.detach()}
     parts["matches"] = torch.tensor(float(num_matches), device=anchors.device)
     return loss_box + loss_cls, parts
@@ -79,8 +84,8 @@ def _tf_mining(codes: torch.Tensor, anchors: torch.Tensor, cls: torch.Tensor, po
 
 @torch.no_grad()
 def _torchvision_mining(cls: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """Every positive and the 3 · positives negatives of highest loss (torchvision's SSD)."""
+    """(N, A) mask: every positive and, per image, the 3 · positives negatives of highest loss (torchvision's SSD)."""
     negative_loss = cls.detach().masked_fill(positive, -float("inf"))
-    num_negative = NEGATIVES_PER_POSITIVE * int(positive.sum())
-    hardest = negative_loss.argsort(descending=True)[:num_negative]
-    return torch.cat([positive.nonzero().flatten(), hardest])
+    rank = negative_loss.argsort(dim=1, descending=True).argsort(dim=1)  # 0 = the hardest negative
+    num_negative = NEGATIVES_PER_POSITIVE * positive.sum(dim=1, keepdim=True)
+    return positive | (rank < num_negative)

@@ -71,6 +71,7 @@ class TrainConfig:
     lr_power: float | None = None  # poly schedule: lr · (1 - progress) ** lr_power (TF DeepLab: 0.9)
     scale_range: tuple[float, float] | None = None  # segmentation: random scale range (TF DeepLab 0.5-2.0)
     scale_step: float | None = None  # segmentation: scale step (0.25; 0 = continuous)
+    ssd_crop: bool | None = None  # detection: TF's SSD random crop (ssd_random_crop) before the resize
 
 
 # Used where neither the recipe nor the caller sets a field.
@@ -114,6 +115,7 @@ DEFAULTS: dict[str, Any] = {
     "lr_power": 0.9,
     "scale_range": (0.5, 2.0),
     "scale_step": 0.25,
+    "ssd_crop": True,
 }
 # Fields that say where and how a run goes, never what it trains: a recipe file (e.g. another run's
 # config.toml) cannot set them.

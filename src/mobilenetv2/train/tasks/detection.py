@@ -96,7 +96,7 @@ class DetectionTask(Task):
         return detection_preprocessing(self.cfg.resolution)
 
     def train_transform(self, pre: Preprocessing) -> DetectionTrainTransform:
-        return DetectionTrainTransform(pre, flip=bool(self.cfg.hflip))
+        return DetectionTrainTransform(pre, crop=bool(self.cfg.ssd_crop), flip=bool(self.cfg.hflip))
 
     def eval_transform(self, pre: Preprocessing) -> DetectionEvalTransform:
         return DetectionEvalTransform(pre)
