@@ -78,3 +78,11 @@ def test_bench_detection_table_has_both_networks_macs():
     assert result["macs"]["project"] == conv_macs(model, (64, 64)) > 0
     assert result["macs"]["peer"] > result["macs"]["project"]  # torchvision's SSDLite always runs at 320x320
     assert "| eager | project |" in format_detection_table(result)
+
+
+def test_int8_of_a_detector_is_one_error_line(tmp_path, capsys):
+    argv = ["export", "--model", "ssdlite_mobilenet_v2", "--width", "0.35", "--num-classes", "3", "--resolution", "64"]
+    assert main([*argv, "--int8", "--calibration", "digits", "--out", str(tmp_path / "d.int8.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "classification" in err[0] and "detection" in err[0]
+    assert not list(tmp_path.iterdir())

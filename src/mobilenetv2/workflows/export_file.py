@@ -65,6 +65,9 @@ def export_from_file(
     check_resolution(model, input_size)
     if not int8:
         return export_model(model, path, format=format, input_size=input_size, batch_size=batch_size, nms=nms)
+    task = meta_of(model).task
+    if task != "classification":  # calibration and the agreement check are top-1 over labelled images
+        raise UserError(f"--int8 quantizes classification models; {meta_of(model).architecture} is a {task} model")
     from mobilenetv2.export.int8 import export_int8
 
     return export_int8(
