@@ -116,3 +116,26 @@ def test_for_inference_equals_the_model(splits):
     x = torch.randn(1, 3, 72, 56)
     with torch.no_grad():
         assert torch.allclose(for_inference(model, splits=splits)(x), model(x), atol=1e-4)
+
+
+def test_labels_output_is_the_argmax_without_the_full_size_logits():
+    """output="labels": the same masks as argmax(logits), eager and split, with far less memory at large sizes."""
+    from conftest import randomize_bn_
+    from mobilenetv2.bench.memory import measure_forward
+    from mobilenetv2.infer import for_inference
+
+    model = randomize_bn_(create_model(NAME, width=0.35, num_classes=21)).eval()
+    x = torch.randn(2, 3, 200, 328)  # 200 / 13 logit rows: the bands do not divide the height evenly
+    with torch.inference_mode():
+        expected = model(x).argmax(dim=1)
+        logits_split = for_inference(model, splits=4, engine="eager")
+        model.output = "labels"
+        labels = model(x)
+        labels_split = for_inference(model, splits=4, engine="eager")
+        assert labels.dtype == torch.uint8 and labels.shape == (2, 200, 328)
+        assert torch.equal(labels.long(), expected)
+        assert torch.equal(labels_split(x).long(), expected)
+    big = torch.randn(1, 3, 256, 512)
+    assert measure_forward(labels_split, big)["peak_bytes"] < 0.7 * measure_forward(logits_split, big)["peak_bytes"]
+    with pytest.raises(ValueError, match="logits"):
+        model.output = "masks"

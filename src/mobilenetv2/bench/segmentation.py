@@ -7,6 +7,7 @@ Timing as the classification bench (latency.py): warm-up calls, then interleaved
 peak RSS, the latter in a fresh process per path (memory.py's `peak_rss_increase`).
 """
 
+import copy
 import json
 import logging
 import subprocess
@@ -149,7 +150,9 @@ def benchmark_segmentation_memory(
     """Peak live activation bytes (fp32, batch 1, every tensor storage counted as `bench --memory` counts
     them) of our segmenter under for_inference(splits=1..max_splits) and of torchvision's MobileNetV3
     segmenters (eager), all at `resolution` (H, W); our outputs are checked against the plain model. With
-    `rss`, each row also gets `peak_rss_increase_bytes`, measured in a fresh process (see `rss_child`)."""
+    `rss`, each row also gets `peak_rss_increase_bytes`, measured in a fresh process (see `rss_child`). The
+    `labels` rows run `output="labels"` (the argmax at the input size without the full-size logits) at
+    splits 1 and `max_splits`, checked against the argmax of the plain model's logits."""
     from mobilenetv2.bench.memory import measure_forward
     from mobilenetv2.infer import for_inference
     from mobilenetv2.registry import create_model
@@ -168,7 +171,16 @@ def benchmark_segmentation_memory(
         with torch.inference_mode():
             diff = float((fast(x) - reference).abs().max())
         result["splits"][str(t)] = {**measure_forward(fast, x), "max_abs_diff": diff}
-    for row in result["splits"].values():
+    # output="labels": the argmax at the input size, band by band, never the full-size logits (segmentation.labels)
+    labeller = copy.deepcopy(ours)
+    labeller.output = "labels"
+    result["labels"] = {}
+    for t in sorted({1, max_splits}):
+        fast = for_inference(labeller, splits=t, engine="eager")
+        with torch.inference_mode():
+            agreement = float((fast(x).long() == reference.argmax(dim=1)).float().mean())
+        result["labels"][str(t)] = {**measure_forward(fast, x), "label_agreement": agreement}
+    for row in (*result["splits"].values(), *result["labels"].values()):
         row.pop("per_op", None)
         for peer, measured in result["peers"].items():
             row[f"ratio_to_{peer}"] = round(row["peak_bytes"] / measured["peak_bytes"], 4)
@@ -177,6 +189,7 @@ def benchmark_segmentation_memory(
     if rss:
         rows = {**{p: result["peers"][p] for p in PEERS}, "eager": result["ours_eager"]}
         rows |= {f"splits_{t}": row for t, row in result["splits"].items()}
+        rows |= {f"labels_{t}": row for t, row in result["labels"].items()}
         for path, row in rows.items():
             row["peak_rss_increase_bytes"] = measure_rss(model_name, options, resolution, path)
     if out_dir:
@@ -223,6 +236,9 @@ def rss_child(model_name: str, options: dict, resolution: tuple[int, int], path:
         run = ours
     elif path.startswith("splits_"):
         run = for_inference(ours, splits=int(path.removeprefix("splits_")), engine="eager")
+    elif path.startswith("labels_"):
+        ours.output = "labels"
+        run = for_inference(ours, splits=int(path.removeprefix("labels_")), engine="eager")
     else:
         raise ValueError(f"unknown RSS path {path!r}")
     return peak_rss_increase(run, torch.randn(1, 3, *resolution))
@@ -243,12 +259,16 @@ def format_segmentation_memory(result: dict) -> str:
     rows = [(f"torchvision {p}", m, None) for p, m in result["peers"].items()]
     rows.append(("ours eager", result["ours_eager"], None))
     rows += [(f"ours for_inference splits={t}", r, r["max_abs_diff"]) for t, r in result["splits"].items()]
+    rows += [(f"ours labels, splits={t}", r, None) for t, r in result.get("labels", {}).items()]
     for name, row, diff in rows:
         cells = [f"{row['peak_bytes'] / 1e6:.1f}", *(f"{row['peak_bytes'] / p['peak_bytes']:.3f}" for p in (lr, dl))]
         if has_rss:
             rss = row["peak_rss_increase_bytes"]
             cells += [f"{rss / 1e6:.0f}", *(f"{rss / p['peak_rss_increase_bytes']:.3f}" for p in (lr, dl))]
-        cells.append("-" if diff is None else f"{diff:.1e}")
+        if "label_agreement" in row:
+            cells.append(f"labels = argmax on {100 * row['label_agreement']:.2f}% of pixels")
+        else:
+            cells.append("-" if diff is None else f"{diff:.1e}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

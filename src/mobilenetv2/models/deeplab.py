@@ -145,9 +145,26 @@ class DeepLabV3MobileNetV2(nn.Module):
     def min_resolution(self) -> int:
         return self.output_stride  # at least one feature-map cell
 
+    @property
+    def output(self) -> Literal["logits", "labels"]:
+        """What forward returns: "logits" (N, num_classes, H, W) (default), or "labels" (N, H, W), their argmax,
+        computed band by band without the full-size logits (`segmentation.labels`; uint8 up to 256 classes).
+        `for_inference` copies the setting: `seg.output = "labels"; for_inference(seg, splits=8)`."""
+        return getattr(self, "_output", "logits")
+
+    @output.setter
+    def output(self, value: str) -> None:
+        if value not in ("logits", "labels"):
+            raise ValueError(f"output must be 'logits' or 'labels', got {value!r}")
+        self._output = value
+
     def forward_head(self, features: list[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
-        """features[0]: (N, 320·α, H/os, W/os) -> (N, num_classes, *image_size) logits."""
+        """features[0]: (N, 320·α, H/os, W/os) -> (N, num_classes, *image_size) logits (or labels, see `output`)."""
         logits = self.head(features[0])
+        if self.output == "labels":
+            from mobilenetv2.segmentation.labels import upsampled_labels
+
+            return upsampled_labels(logits, tuple(image_size))
         return F.interpolate(logits, size=tuple(image_size), mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
