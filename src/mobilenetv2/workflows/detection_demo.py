@@ -16,8 +16,9 @@ from pathlib import Path
 from PIL import Image
 
 from mobilenetv2.atomic import write_text_atomic
-from mobilenetv2.train.config import TrainConfig, load_recipe
+from mobilenetv2.train.config import TrainConfig
 from mobilenetv2.train.loop import train
+from mobilenetv2.workflows.backbone_stage import backbone_weights, train_digits_backbone
 from mobilenetv2.workflows.detection_eval import eval_source, evaluate_detector_weights
 from mobilenetv2.workflows.export_file import export_from_file
 
@@ -27,7 +28,6 @@ DEMO_TARGET_MAP50 = 0.7
 DEMO_SECONDS = 900
 GRID = (4, 3)  # columns, rows of predicted validation images
 RECIPE = "ssdlite-digits"
-BACKBONE_EPOCHS = 10  # digits classifier at width 0.5: ~97% val top-1, about a minute of one core
 
 
 def run_detection_demo(
@@ -37,27 +37,14 @@ def run_detection_demo(
     start = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = Path(out or f"runs/demo-detection-{stamp}")
-    width = load_recipe(RECIPE).get("model_options", {}).get("width", 1.0)
-    backbone = train(
-        TrainConfig(
-            model="mobilenet_v2",
-            model_options={"width": width},
-            dataset="digits",
-            recipe="digits",
-            epochs=BACKBONE_EPOCHS,
-            out=str(out / "backbone"),
-            max_steps=max_steps,
-            threads=threads,
-            seed=0,
-        )
-    )
+    backbone = train_digits_backbone(out, RECIPE, max_steps=max_steps, threads=threads)
     summary = train(
         TrainConfig(
             model="ssdlite_mobilenet_v2",
             dataset="digits-detection",
             recipe=RECIPE,
             resolution=resolution,
-            backbone_weights=str(out / "backbone" / "model.safetensors"),
+            backbone_weights=backbone_weights(out),
             out=str(out),
             max_steps=max_steps,
             threads=threads,

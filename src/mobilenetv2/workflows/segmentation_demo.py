@@ -20,6 +20,12 @@ from PIL import Image
 
 from mobilenetv2.train.config import TrainConfig
 from mobilenetv2.train.loop import train
+from mobilenetv2.workflows.backbone_stage import (
+    BACKBONE_EPOCHS,
+    BACKBONE_MODEL,
+    backbone_weights,
+    train_digits_backbone,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +33,6 @@ DEMO_MODEL = "deeplabv3_mobilenet_v2"  # width, output stride, head size: the re
 DEMO_SCENES = 1200  # training scenes (and a quarter as many held out)
 DEMO_TARGET_MIOU = 0.7
 DEMO_SECONDS = 900
-BACKBONE_MODEL = "mobilenet_v2"
-BACKBONE_EPOCHS = 10  # of the `digits` recipe's 20: ~95% val top-1 in ~35 s of one core
 DEMO_THREADS = 1  # see train/demo.py: on a busy 2-core machine two threads wait for each other
 OVERLAY_SCENES = 8
 
@@ -41,7 +45,6 @@ def run_demo(
 
     from mobilenetv2.meta import meta_of
     from mobilenetv2.segmentation.evaluate import evaluate_segmenter
-    from mobilenetv2.train.config import load_recipe
     from mobilenetv2.train.records import write_json
     from mobilenetv2.weights import load
 
@@ -50,24 +53,13 @@ def run_demo(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = Path(out or f"runs/demo-segmentation-{stamp}")
     stages: dict[str, float] = {}
-    backbone = TrainConfig(
-        model=BACKBONE_MODEL,
-        model_options={"width": load_recipe("digits-segmentation")["model_options"]["width"]},
-        dataset="digits",
-        recipe="digits",
-        epochs=BACKBONE_EPOCHS,
-        out=str(out / "backbone"),
-        max_steps=max_steps,
-        threads=threads,
-        seed=0,
-    )
-    backbone_top1 = train(backbone)["val_top1"]
+    backbone_top1 = train_digits_backbone(out, "digits-segmentation", max_steps=max_steps, threads=threads)["val_top1"]
     stages["backbone (digit classifier)"] = time.perf_counter() - start
     cfg = TrainConfig(
         model=DEMO_MODEL,
         dataset="digits-segmentation",
         recipe="digits-segmentation",
-        backbone_weights=str(out / "backbone" / "model.safetensors"),
+        backbone_weights=backbone_weights(out),
         out=str(out),
         max_steps=max_steps,
         threads=threads,
