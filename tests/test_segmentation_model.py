@@ -139,3 +139,16 @@ def test_labels_output_is_the_argmax_without_the_full_size_logits():
     assert measure_forward(labels_split, big)["peak_bytes"] < 0.7 * measure_forward(logits_split, big)["peak_bytes"]
     with pytest.raises(ValueError, match="logits"):
         model.output = "masks"
+
+
+def test_predict_mask_single_scale_uses_labels_and_restores_the_output():
+    from conftest import randomize_bn_
+    from mobilenetv2.segmentation.predict import predict_mask
+
+    model = randomize_bn_(create_model(NAME, width=0.35, num_classes=21)).eval()
+    x = torch.randn(1, 3, 96, 136)
+    with torch.inference_mode():
+        expected = model(x).argmax(dim=1)[0].numpy()
+    assert (predict_mask(model, x, scales=(1.0,), flip=False) == expected).all()
+    assert model.output == "logits"
+    assert predict_mask(model, x, scales=(0.5, 1.0), flip=True).shape == expected.shape

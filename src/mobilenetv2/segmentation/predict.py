@@ -50,8 +50,7 @@ def predict_masks(
         try:
             image = open_image(path)
             x = image_tensor(image, pre)[None].to(device)
-            logits = predict_logits(model, x, scales=scales, flip=flip, min_size=getattr(model, "min_resolution", 1))
-            mask = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
+            mask = predict_mask(model, x, scales=scales, flip=flip)
         except (UserError, FileNotFoundError, IsADirectoryError) as exc:
             record["error"] = str(exc)
             records.append(record)
@@ -68,6 +67,22 @@ def predict_masks(
         )
         records.append(record)
     return records
+
+
+def predict_mask(model: nn.Module, x: torch.Tensor, *, scales, flip: bool) -> np.ndarray:
+    """(1, 3, H, W) -> (H, W) uint8 labels. One scale without flip runs the model with `output="labels"`
+    (segmentation.labels: the argmax without the full-size logits, the same mask); MF averages logits."""
+    min_size = getattr(model, "min_resolution", 1)
+    if tuple(scales) == (1.0,) and not flip and min(x.shape[-2:]) >= min_size and hasattr(model, "output"):
+        previous = model.output
+        model.output = "labels"
+        try:
+            with torch.inference_mode():
+                return model(x)[0].cpu().numpy().astype(np.uint8)
+        finally:
+            model.output = previous
+    logits = predict_logits(model, x, scales=scales, flip=flip, min_size=min_size)
+    return logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
 
 
 def _unique(stem: str, used: set[str]) -> str:
