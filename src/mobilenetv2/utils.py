@@ -1,8 +1,11 @@
-"""Small helpers shared by several subpackages: the CPU's name for reports, strict JSON files."""
+"""Small helpers shared by several subpackages: the CPU's name for reports, strict JSON files, a scoped
+thread count."""
 
+import contextlib
 import json
 import math
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +37,16 @@ def finite_or_none(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [finite_or_none(v) for v in obj]
     return obj
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """PyTorch's intra-op thread count set to `threads` inside the block, the caller's restored after it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

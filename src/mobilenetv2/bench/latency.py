@@ -48,13 +48,14 @@ def wait_for_load(max_load: float | None, *, timeout_s: float = 1800, poll_s: fl
     """Wait until the 1-minute load average is at most `max_load` (None: no wait), for at most `timeout_s`;
     returns the load average when timing starts (a shared machine: the builds are done, the timing waits)."""
     load = os.getloadavg()[0]
+    if max_load is None or load <= max_load:
+        return load
+    log.info("bench: load average %.2f > %.2f, waiting (at most %.0f s) before timing", load, max_load, timeout_s)
     deadline = time.monotonic() + timeout_s
-    if max_load is not None and load > max_load:
-        log.info("bench: load average %.2f > %.2f, waiting (at most %.0f s) before timing", load, max_load, timeout_s)
-    while max_load is not None and load > max_load and time.monotonic() < deadline:
+    while load > max_load and time.monotonic() < deadline:
         time.sleep(poll_s)
         load = os.getloadavg()[0]
-    if max_load is not None and load > max_load:
+    if load > max_load:
         log.warning("bench: load average still %.2f after %.0f s; timing anyway", load, timeout_s)
     return load
 

@@ -167,13 +167,18 @@ def measure_rss(model_name: str, resolution: int, splits: int) -> dict[str, Any]
         cases += [("fast", t, f"fast_splits_{t}") for t in sorted({1, splits})]
     cases += [("fast-eager", t, f"fast_eager_splits_{t}") for t in sorted({1, 2, splits})]
     for path, t, key in cases:
-        command = [sys.executable, "-m", "mobilenetv2.bench.memory", model_name, str(resolution), path, str(t)]
         log.info("peak RSS: %s splits=%d at %dx%d", path, t, resolution, resolution)
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"RSS child failed: {done.stderr.strip().splitlines()[-1:]}")
-        runs[key] = json.loads(done.stdout.strip().splitlines()[-1])
+        runs[key] = run_rss_child("mobilenetv2.bench.memory", [model_name, str(resolution), path, str(t)])
     return {"resolution": resolution, "runs": runs}
+
+
+def run_rss_child(module: str, args: list[str]) -> dict[str, Any]:
+    """`python -m module *args` in a fresh process (a process's RSS high-water mark only grows, so each path
+    needs its own); the JSON object the child prints last."""
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"RSS child failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _status_kib(field: str) -> int:

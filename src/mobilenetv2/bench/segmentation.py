@@ -10,7 +10,6 @@ peak RSS, the latter in a fresh process per path (memory.py's `peak_rss_increase
 import copy
 import json
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -175,10 +174,11 @@ def benchmark_segmentation_memory(
     labeller = copy.deepcopy(ours)
     labeller.output = "labels"
     result["labels"] = {}
+    expected = reference.argmax(dim=1)
     for t in sorted({1, max_splits}):
         fast = for_inference(labeller, splits=t, engine="eager")
         with torch.inference_mode():
-            agreement = float((fast(x).long() == reference.argmax(dim=1)).float().mean())
+            agreement = float((fast(x).long() == expected).float().mean())
         result["labels"][str(t)] = {**measure_forward(fast, x), "label_agreement": agreement}
     for row in (*result["splits"].values(), *result["labels"].values()):
         row.pop("per_op", None)
@@ -205,14 +205,12 @@ def benchmark_segmentation_memory(
 def measure_rss(model_name: str, options: dict, resolution: tuple[int, int], path: str) -> int:
     """Peak RSS increase (bytes) of one forward of `path` (a peer's name, "eager" or "splits_<t>") at
     `resolution`, in a fresh process: a process's high-water mark only ever grows, so paths cannot share one."""
+    from mobilenetv2.bench.memory import run_rss_child
+
     h, w = resolution
-    module = "mobilenetv2.bench.segmentation"
-    command = [sys.executable, "-m", module, model_name, json.dumps(options), f"{h}x{w}", path]
     log.info("peak RSS: %s at %dx%d", path, h, w)
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"RSS child failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["peak_increase_bytes"]
+    args = [model_name, json.dumps(options), f"{h}x{w}", path]
+    return run_rss_child("mobilenetv2.bench.segmentation", args)["peak_increase_bytes"]
 
 
 def rss_child(model_name: str, options: dict, resolution: tuple[int, int], path: str) -> dict[str, int]:

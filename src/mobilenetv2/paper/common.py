@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mobilenetv2.atomic import atomic_path
-from mobilenetv2.utils import cpu_name
+from mobilenetv2.utils import cpu_name, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,7 @@ def measure_latency(model: nn.Module, resolution: int, *, repeats: int, warmup: 
 
     One thread by default, like the paper's single large phone core (and less disturbed on a shared machine).
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         x = torch.randn(1, 3, resolution, resolution)
         for _ in range(warmup):
             model(x)
@@ -64,8 +62,6 @@ def measure_latency(model: nn.Module, resolution: int, *, repeats: int, warmup: 
             start = time.perf_counter()
             model(x)
             times.append((time.perf_counter() - start) * 1000)
-    finally:
-        torch.set_num_threads(previous)
     return Latency(round(statistics.median(times), 2), round(min(times), 2))
 
 

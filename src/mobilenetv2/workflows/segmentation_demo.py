@@ -20,6 +20,7 @@ from PIL import Image
 
 from mobilenetv2.train.config import TrainConfig
 from mobilenetv2.train.loop import train
+from mobilenetv2.utils import torch_threads
 from mobilenetv2.workflows.backbone_stage import (
     BACKBONE_EPOCHS,
     BACKBONE_MODEL,
@@ -41,8 +42,6 @@ def run_demo(
     *, out: str | Path | None = None, max_steps: int = 0, threads: int = DEMO_THREADS, scenes: int = DEMO_SCENES
 ) -> Path:
     """Run the demo into `out` (default runs/demo-segmentation-<UTC time>); returns the path of report.md."""
-    import torch
-
     from mobilenetv2.meta import meta_of
     from mobilenetv2.segmentation.evaluate import evaluate_segmenter
     from mobilenetv2.train.records import write_json
@@ -73,16 +72,12 @@ def run_demo(
     pre = meta_of(model).preprocessing
     # train() restores the caller's thread count; at PyTorch's default (all cores) the evaluation of the
     # held-out scenes took 40 s on the busy 2-core machine instead of 3 s with one thread.
-    default_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         result = evaluate_segmenter(model, val, pre)
         write_json(out / "eval" / "metrics.json", result.to_dict())
         stages["held-out evaluation"] = time.perf_counter() - start - sum(stages.values())
         write_overlays(model, val, pre, out / "overlays.png")
         stages["overlays"] = time.perf_counter() - start - sum(stages.values())
-    finally:
-        torch.set_num_threads(default_threads)
     seconds = time.perf_counter() - start
     load_after = os.getloadavg()
     record = {"seconds": seconds, "stages_seconds": stages, "miou": result.metrics["miou"],
