@@ -18,6 +18,7 @@ from PIL import Image
 from mobilenetv2.atomic import write_text_atomic
 from mobilenetv2.train.config import TrainConfig
 from mobilenetv2.train.loop import train
+from mobilenetv2.utils import torch_threads
 from mobilenetv2.workflows.backbone_stage import backbone_weights, train_digits_backbone
 from mobilenetv2.workflows.detection_eval import eval_source, evaluate_detector_weights
 from mobilenetv2.workflows.export_file import export_from_file
@@ -51,9 +52,10 @@ def run_detection_demo(
             seed=0,
         )
     )
-    report = evaluate_detector_weights(out / "model.safetensors", out_dir=out / "eval")
-    exported = export_from_file(str(out / "model.safetensors"), format="onnx", out=str(out / "model.onnx"))
-    write_grid(out / "model.safetensors", out / "predictions.png")
+    with torch_threads(threads):  # train() restored PyTorch's default; the rest runs on the demo's threads too
+        report = evaluate_detector_weights(out / "model.safetensors", out_dir=out / "eval")
+        exported = export_from_file(str(out / "model.safetensors"), format="onnx", out=str(out / "model.onnx"))
+        write_grid(out / "model.safetensors", out / "predictions.png")
     seconds = time.perf_counter() - start
     path = write_report(
         out, summary=summary, backbone=backbone, evaluation=report, exported=exported, seconds=seconds, threads=threads
